@@ -1,0 +1,120 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wecomsync/wecomsync/internal/event"
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// Metrics receives the Store's measurements; nil creates unregistered collectors.
+	Metrics *Metrics
+	// LookupConcurrency bounds concurrent Lookup calls per ApplyBatch; default 4.
+	LookupConcurrency int
+	// OnJobEvent, when set, is called after the commit of a batch that recorded
+	// batch_job_result events, once per recorded event (not for duplicates). It must not
+	// block for long; the job runner may also poll Store.JobEvent.
+	OnJobEvent func(JobEvent)
+}
+
+// Store applies events and snapshots to the Postgres mirror (schema wecom) and keeps the
+// change log. It is safe for concurrent use; writers of one corp are serialised by a
+// Postgres advisory lock. Times it records (changes.at, applied_at, ...) are the
+// database's transaction time, so it takes no clock.
+type Store struct {
+	pool    *pgxpool.Pool
+	lookup  Lookup
+	log     *slog.Logger
+	opts    Options
+	metrics *Metrics
+}
+
+// NewStore returns a Store over pool. lookup may be nil, which behaves as if every lookup
+// returned ErrLookupNotPermitted.
+func NewStore(pool *pgxpool.Pool, lookup Lookup, log *slog.Logger, opts Options) *Store {
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.LookupConcurrency <= 0 {
+		opts.LookupConcurrency = 4
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{pool: pool, lookup: lookup, log: log, opts: opts, metrics: opts.Metrics}
+}
+
+// Item is one event to apply.
+type Item struct {
+	// StreamSeq is the message's WECOM_EVENTS stream sequence. Items of a lane arrive with
+	// increasing sequences; 0 marks an item that is not from the lane (a dead-letter
+	// replay): only the event-id check applies to it and the lane position is not moved.
+	StreamSeq uint64
+	// Msg is the decoded bus message; nil when the body could not be decoded (the item is
+	// then dead-lettered with Raw as its payload).
+	Msg *event.Message
+	// Subject is the NATS subject the message came on (kept in dead letters).
+	Subject string
+	// Raw is the message body as received (kept in dead letters); when nil, Msg is
+	// re-encoded.
+	Raw []byte
+}
+
+// Status is the outcome of one item.
+type Status string
+
+// The item outcomes.
+const (
+	// Applied: the item was applied (its effect may be nothing if the mirror already
+	// matched it; then no change row is written). Recorded batch_job_result events are
+	// Applied too.
+	Applied Status = "applied"
+	// Duplicate: the item's stream sequence or event id was already applied; nothing
+	// changed.
+	Duplicate Status = "duplicate"
+	// Poison: the item can never apply (undecodable, unparsed XML, invalid data, an
+	// unknown contact change type); it is in wecom.dead_letters, with Reason.
+	Poison Status = "poison"
+	// Ignored: the event is not for the mirror (such as change_external_contact).
+	Ignored Status = "ignored"
+)
+
+// Result is the outcome of one Item, in the order of the items given.
+type Result struct {
+	StreamSeq uint64
+	Status    Status
+	// Reason explains a Poison or Ignored status.
+	Reason string
+	// DeadLetterID is the wecom.dead_letters id of a Poison item.
+	DeadLetterID int64
+}
+
+// IsEmpty reports whether the mirror holds no member and no department of corpID (so the
+// worker runs an initial Sync).
+func (s *Store) IsEmpty(ctx context.Context, corpID string) (bool, error) {
+	var any bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM wecom.users WHERE corp_id = $1)
+		OR EXISTS (SELECT 1 FROM wecom.departments WHERE corp_id = $1)`, corpID).Scan(&any)
+	if err != nil {
+		return false, fmt.Errorf("checking whether the mirror of %s is empty: %w", corpID, err)
+	}
+	return !any, nil
+}
+
+// PruneAppliedEvents deletes the applied-event ids recorded before olderThan and returns
+// how many it deleted. Ids must be kept at least as long as WECOM_EVENTS keeps messages
+// (its MaxAge, 7 days by default), since only a message still in the stream can be
+// redelivered; the worker calls this periodically, e.g. hourly with now minus 8 days.
+func (s *Store) PruneAppliedEvents(ctx context.Context, olderThan time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM wecom.applied_events WHERE applied_at < $1`, olderThan)
+	if err != nil {
+		return 0, fmt.Errorf("pruning applied event ids: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
