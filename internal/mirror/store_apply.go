@@ -586,7 +586,7 @@ func queueChanges(w *pgx.Batch, corpID, source string, changes []changeRec) {
 		before[i], after[i] = c.before, c.after
 	}
 	w.Queue(`INSERT INTO wecom.changes (corp_id, entity, key, op, before, after, source, event_id)
-		SELECT $1, e, k, o, b::jsonb, a::jsonb, $2, ev
+		SELECT $1, e, k, o, b::json, a::json, $2, ev
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS x(e, k, o, b, a, ev, n)
 		ORDER BY n`, corpID, source, ent, key, op, before, after, ev)
 	w.Queue(`INSERT INTO wecom.relay_cursors (corp_id) VALUES ($1) ON CONFLICT DO NOTHING`, corpID)
