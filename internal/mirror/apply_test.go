@@ -628,3 +628,35 @@ func TestApplyMinimalMove(t *testing.T) {
 		require.Equal(t, []membershipRow{{2, 0, true}}, u.Departments)
 	})
 }
+
+func TestApplyPrepared(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ItemsPreparedAheadApplyAsTheirDecodedChange", func(t *testing.T) {
+		t.Parallel()
+		s, b := setup(t)
+		items := b.items(msg(event.ChangeCreateUser, fullCreate),
+			msg(event.ChangeUpdateUser, `{"user_id":"zhangsan","position":"总监"}`),
+			msg("no_such_change", `{}`))
+		for i := range items {
+			items[i].Prep = Prepare(corp, items[i])
+		}
+		requireStatuses(t, apply(t, s, items), Applied, Applied, Poison)
+		u := dbUser(t, b.pool, "zhangsan")
+		require.NotNil(t, u)
+		require.Equal(t, "总监", *u.Position)
+		require.Equal(t, "13800000000", *u.Mobile)
+	})
+
+	t.Run("AnItemPreparedForAnotherCorpIsDecodedAgain", func(t *testing.T) {
+		t.Parallel()
+		s, b := setup(t)
+		items := b.items(msg(event.ChangeCreateUser, fullCreate))
+		// Prepared for another lane it is poison there ("message of corp ... in the lane
+		// of corp other"); this corp's ApplyBatch must not take that verdict.
+		items[0].Prep = Prepare("other-corp", items[0])
+		require.NotEmpty(t, items[0].Prep.p.poison)
+		requireStatuses(t, apply(t, s, items), Applied)
+		require.NotNil(t, dbUser(t, b.pool, "zhangsan"))
+	})
+}

@@ -64,6 +64,23 @@ type Item struct {
 	// Raw is the message body as received (kept in dead letters); when nil, Msg is
 	// re-encoded.
 	Raw []byte
+	// Prep is optional: Prepare's result for this item, made ahead of ApplyBatch (a lane
+	// decodes the next batch while the current one is in Postgres). ApplyBatch decodes
+	// the item itself when Prep is nil or was made for another corp.
+	Prep *Prepared
+}
+
+// Prepared is an item decoded for the mirror (see Prepare).
+type Prepared struct {
+	corpID string
+	p      prepared
+}
+
+// Prepare decodes it for ApplyBatch in the lane of corpID: the typed change the message
+// carries, or why it is poison or ignored. It needs no database and does not block;
+// store the result in it.Prep. It and its Msg must not change afterwards.
+func Prepare(corpID string, it Item) *Prepared {
+	return &Prepared{corpID: corpID, p: prepare(corpID, it)}
 }
 
 // Status is the outcome of one item.

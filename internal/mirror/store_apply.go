@@ -114,22 +114,31 @@ func eventKey(id string) []byte {
 }
 
 // prepareAll decodes the items, in parallel for big batches (decoding is most of the
-// CPU an apply costs the worker, and Postgres is idle meanwhile).
+// CPU an apply costs the worker, and Postgres is idle meanwhile). Items prepared ahead
+// (Item.Prep, for this corp) are taken as they are.
 func prepareAll(corpID string, items []Item) []prepared {
 	preps := make([]prepared, len(items))
-	workers := min(runtime.GOMAXPROCS(0), len(items)/128)
+	var todo []int
+	for i, it := range items {
+		if it.Prep != nil && it.Prep.corpID == corpID {
+			preps[i] = it.Prep.p
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(todo)/128)
 	if workers <= 1 {
-		for i, it := range items {
-			preps[i] = prepare(corpID, it)
+		for _, i := range todo {
+			preps[i] = prepare(corpID, items[i])
 		}
 		return preps
 	}
 	var wg sync.WaitGroup
-	per := (len(items) + workers - 1) / workers
-	for lo := 0; lo < len(items); lo += per {
-		hi := min(lo+per, len(items))
+	per := (len(todo) + workers - 1) / workers
+	for lo := 0; lo < len(todo); lo += per {
+		part := todo[lo:min(lo+per, len(todo))]
 		wg.Go(func() {
-			for i := lo; i < hi; i++ {
+			for _, i := range part {
 				preps[i] = prepare(corpID, items[i])
 			}
 		})

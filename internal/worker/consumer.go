@@ -588,6 +588,8 @@ func decodeItem(h held) (corp string, item mirror.Item, bad string) {
 	if err := json.Unmarshal(h.m.Data(), &msg); err == nil && msg.ID != "" {
 		item.Msg = &msg
 	}
+	// Decoded for the mirror now, while the batch before it is in Postgres.
+	item.Prep = mirror.Prepare(corp, item)
 	return corp, item, ""
 }
 
