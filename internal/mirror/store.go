@@ -21,6 +21,12 @@ type Options struct {
 	// batch_job_result events, once per recorded event (not for duplicates). It must not
 	// block for long; the job runner may also poll Store.JobEvent.
 	OnJobEvent func(JobEvent)
+	// AnalyzeAfter is how many changed rows make a Sync refresh the mirror tables' planner
+	// statistics (ANALYZE) once it has committed; default 1000, negative never. After a
+	// bulk load (a fresh install's initial sync, an export) the tables are many times
+	// larger than the statistics say until autovacuum catches up, and the apply path's
+	// key lookups are then planned as scans of the corp's whole member list.
+	AnalyzeAfter int
 }
 
 // Store applies events and snapshots to the Postgres mirror (schema wecom) and keeps the
@@ -43,6 +49,9 @@ func NewStore(pool *pgxpool.Pool, lookup Lookup, log *slog.Logger, opts Options)
 	}
 	if opts.LookupConcurrency <= 0 {
 		opts.LookupConcurrency = 4
+	}
+	if opts.AnalyzeAfter == 0 {
+		opts.AnalyzeAfter = 1000
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -146,7 +146,22 @@ func (s *Store) Sync(ctx context.Context, corpID string, src SyncSource) (SyncRe
 		slog.Int("users", nUsers), slog.Int("departments", nDepts), slog.Int("tags", nTags),
 		slog.Any("users_changed", rep.Users), slog.Any("departments_changed", rep.Departments),
 		slog.Any("tags_changed", rep.Tags), slog.Duration("took", time.Since(start)))
+	if s.opts.AnalyzeAfter > 0 && total >= s.opts.AnalyzeAfter {
+		s.analyze(ctx)
+	}
 	return rep, nil
+}
+
+// analyze refreshes the planner statistics of the mirror tables the apply path reads.
+// It is best effort: the sync has committed, and autovacuum gets there eventually.
+func (s *Store) analyze(ctx context.Context) {
+	start := time.Now()
+	if _, err := s.pool.Exec(ctx, `ANALYZE wecom.users, wecom.user_departments, wecom.departments,
+		wecom.tags, wecom.tag_users, wecom.tag_departments`); err != nil {
+		s.log.WarnContext(ctx, "refreshing mirror statistics after a sync", slog.String("error", err.Error()))
+		return
+	}
+	s.log.DebugContext(ctx, "refreshed mirror statistics", slog.Duration("took", time.Since(start)))
 }
 
 // changeWatermark returns the corp's latest change seq, read under the corp's lock so

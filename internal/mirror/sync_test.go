@@ -207,6 +207,28 @@ func TestSync(t *testing.T) {
 		}
 	})
 
+	t.Run("ABulkSyncRefreshesPlannerStatistics", func(t *testing.T) {
+		t.Parallel()
+		_, b := setup(t)
+		analyzed := func() int {
+			return count(t, b.pool, `SELECT analyze_count FROM pg_stat_user_tables WHERE schemaname = 'wecom' AND relname = 'users'`)
+		}
+		// Five changed rows: below a threshold of six nothing is analyzed, at five it is.
+		s := NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 6})
+		_, err := s.Sync(ctx, corp, baseSnapshot())
+		require.NoError(t, err)
+		require.Zero(t, analyzed())
+		next := baseSnapshot()
+		next.users[0].Name, next.users[1].Name = "Alice 2", "Bob 2"
+		next.depts[1].Name = "Eng 2"
+		next.tags[0].Name = "T2"
+		next.users = append(next.users, &User{UserID: "carol", Name: "Carol", Departments: []Membership{{1, 0, false}}})
+		s = NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 5})
+		_, err = s.Sync(ctx, corp, next)
+		require.NoError(t, err)
+		require.Equal(t, 1, analyzed())
+	})
+
 	t.Run("RefusesASnapshotWithoutDepartments", func(t *testing.T) {
 		t.Parallel()
 		s, _ := setup(t)
