@@ -133,6 +133,31 @@ func (s *Store) IsEmpty(ctx context.Context, corpID string) (bool, error) {
 	return !any, nil
 }
 
+// LockInitialSync takes corpID's initial-sync lock, a Postgres session advisory lock that
+// serialises replicas starting together on an empty mirror: the first one syncs, the
+// others wait for it and then find the mirror filled, so WeCom is read once rather than
+// once per replica. It holds one pool connection until unlock is called, and blocks until
+// the lock is held or ctx ends. A replica that dies holding it releases it with its
+// session.
+func (s *Store) LockInitialSync(ctx context.Context, corpID string) (unlock func(), err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquiring a connection for the initial-sync lock of %s: %w", corpID, err)
+	}
+	key := "wecom.initial-sync:" + corpID
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("taking the initial-sync lock of %s: %w", corpID, err)
+	}
+	return func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
+			// Closing the session releases the lock.
+			_ = conn.Conn().Close(context.Background())
+		}
+		conn.Release()
+	}, nil
+}
+
 // PruneAppliedEvents deletes the applied-event ids recorded before olderThan and returns
 // how many it deleted. Ids must be kept at least as long as WECOM_EVENTS keeps messages
 // (its MaxAge, 7 days by default), since only a message still in the stream can be

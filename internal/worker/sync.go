@@ -53,6 +53,7 @@ type LaneStore interface {
 type InitialSyncStore interface {
 	SyncStore
 	LaneStore
+	LockInitialSync(ctx context.Context, corpID string) (unlock func(), err error)
 }
 
 // StreamTail returns the last sequence WECOM_EVENTS holds; EventsTail reads it from
@@ -91,6 +92,9 @@ func EventsTail(js StreamInfoer) StreamTail {
 // lane): then the events after that one must be applied, as before. With tail nil the
 // queued events are replayed after the sync (each entity ends at its latest called-back
 // state once the queue is applied, but may show an older value meanwhile).
+// Replicas starting together on an empty mirror sync it once: each takes the corp's
+// initial-sync lock (Store.LockInitialSync) and checks again under it, so the ones that
+// waited find the mirror filled and skip the sync.
 // It returns the first error; corps synced before it stay synced.
 func InitialSync(ctx context.Context, store InitialSyncStore, sources SourceProvider, tail StreamTail, corps []string, log *slog.Logger, metrics *Metrics) error {
 	for _, corp := range corps {
@@ -101,28 +105,49 @@ func InitialSync(ctx context.Context, store InitialSyncStore, sources SourceProv
 		if !empty {
 			continue
 		}
-		log.InfoContext(ctx, "mirror empty: running the initial sync", slog.String("corp_id", corp))
-		var from, upTo uint64
-		if tail != nil {
-			// The position first: an event applied after it was read leaves it alone.
-			if from, err = store.LanePosition(ctx, corp); err != nil {
-				return fmt.Errorf("initial sync: %w", err)
-			}
-			if upTo, err = tail(ctx); err != nil {
-				return fmt.Errorf("initial sync of corp %s: %w", corp, err)
-			}
+		if err := initialSync(ctx, store, sources, tail, corp, log, metrics); err != nil {
+			return err
 		}
-		if _, err := SyncCorp(ctx, store, sources, corp, log, metrics); err != nil {
+	}
+	return nil
+}
+
+// initialSync syncs corp's empty mirror under its initial-sync lock.
+func initialSync(ctx context.Context, store InitialSyncStore, sources SourceProvider, tail StreamTail, corp string, log *slog.Logger, metrics *Metrics) error {
+	unlock, err := store.LockInitialSync(ctx, corp)
+	if err != nil {
+		return fmt.Errorf("initial sync: %w", err)
+	}
+	defer unlock()
+	empty, err := store.IsEmpty(ctx, corp)
+	if err != nil {
+		return fmt.Errorf("checking whether the mirror of corp %s is empty: %w", corp, err)
+	}
+	if !empty {
+		log.InfoContext(ctx, "mirror filled by another replica's initial sync", slog.String("corp_id", corp))
+		return nil
+	}
+	log.InfoContext(ctx, "mirror empty: running the initial sync", slog.String("corp_id", corp))
+	var from, upTo uint64
+	if tail != nil {
+		// The position first: an event applied after it was read leaves it alone.
+		if from, err = store.LanePosition(ctx, corp); err != nil {
 			return fmt.Errorf("initial sync: %w", err)
 		}
-		if upTo > from {
-			advanced, err := store.AdvanceLane(ctx, corp, from, upTo)
-			if err != nil {
-				return fmt.Errorf("initial sync of corp %s: %w", corp, err)
-			}
-			log.InfoContext(ctx, "events queued before the initial sync skipped", slog.String("corp_id", corp),
-				slog.Bool("skipped", advanced), slog.Uint64("up_to_stream_seq", upTo))
+		if upTo, err = tail(ctx); err != nil {
+			return fmt.Errorf("initial sync of corp %s: %w", corp, err)
 		}
+	}
+	if _, err := SyncCorp(ctx, store, sources, corp, log, metrics); err != nil {
+		return fmt.Errorf("initial sync: %w", err)
+	}
+	if upTo > from {
+		advanced, err := store.AdvanceLane(ctx, corp, from, upTo)
+		if err != nil {
+			return fmt.Errorf("initial sync of corp %s: %w", corp, err)
+		}
+		log.InfoContext(ctx, "events queued before the initial sync skipped", slog.String("corp_id", corp),
+			slog.Bool("skipped", advanced), slog.Uint64("up_to_stream_seq", upTo))
 	}
 	return nil
 }

@@ -3,7 +3,10 @@ package worker
 import (
 	"context"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -92,4 +95,60 @@ func TestInitialSync(t *testing.T) {
 		require.NoError(t, InitialSync(ctx, b.store, snap, EventsTail(b.js), []string{corpA}, discard(), NewMetrics(prometheus.NewRegistry())))
 		require.Equal(t, map[string]string{"ann": "Then"}, b.userNames(t, corpA))
 	})
+	t.Run("ReplicasStartingTogetherSyncOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		var sources atomic.Int32
+		snap := &gatedSource{snapshot: snapshot{users: map[string]string{"ann": "Now"}}, calls: &sources,
+			// The first replica reads WeCom only once the second waits on the corp's
+			// initial-sync lock, so both found the mirror empty before either synced.
+			first: func() { waitForAdvisoryWaiter(t, b) }}
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				errs[i] = InitialSync(ctx, b.store, snap, EventsTail(b.js), []string{corpA}, discard(), NewMetrics(prometheus.NewRegistry()))
+			})
+		}
+		wg.Wait()
+		require.NoError(t, errs[0])
+		require.NoError(t, errs[1])
+		require.EqualValues(t, 1, sources.Load(), "WeCom was read by one replica")
+		require.Equal(t, map[string]string{"ann": "Now"}, b.userNames(t, corpA))
+	})
+}
+
+// gatedSource is a snapshot that counts Source calls and runs first before the first one
+// returns.
+type gatedSource struct {
+	snapshot
+	calls *atomic.Int32
+	first func()
+}
+
+func (g *gatedSource) Source(corp string) (mirror.SyncSource, error) {
+	if g.calls.Add(1) == 1 {
+		g.first()
+	}
+	return g.snapshot, nil
+}
+
+// waitForAdvisoryWaiter returns once some session of b's database waits for an advisory
+// lock, failing t after 30 s.
+func waitForAdvisoryWaiter(t *testing.T, b *bundle) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n))
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Error("no second replica waited for the initial-sync lock")
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // polling an observable state
+	}
 }
