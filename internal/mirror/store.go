@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,8 @@ type Store struct {
 	log     *slog.Logger
 	opts    Options
 	metrics *Metrics
+	// analyzing tracks the statistics refreshes syncs run in the background.
+	analyzing sync.WaitGroup
 }
 
 // NewStore returns a Store over pool. lookup may be nil, which behaves as if every lookup

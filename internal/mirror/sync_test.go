@@ -217,6 +217,7 @@ func TestSync(t *testing.T) {
 		s := NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 6})
 		_, err := s.Sync(ctx, corp, baseSnapshot())
 		require.NoError(t, err)
+		s.WaitAnalyze()
 		require.Zero(t, analyzed())
 		next := baseSnapshot()
 		next.users[0].Name, next.users[1].Name = "Alice 2", "Bob 2"
@@ -226,6 +227,7 @@ func TestSync(t *testing.T) {
 		s = NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 5})
 		_, err = s.Sync(ctx, corp, next)
 		require.NoError(t, err)
+		s.WaitAnalyze()
 		require.Equal(t, 1, analyzed())
 	})
 
