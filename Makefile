@@ -31,6 +31,8 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzEnvelope$$' -fuzztime=$(FUZZTIME) ./internal/crypto
 	$(GO) test -run='^$$' -fuzz='^FuzzFileDecrypter$$' -fuzztime=$(FUZZTIME) ./internal/crypto
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/event
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMessage$$' -fuzztime=$(FUZZTIME) ./internal/event
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeData$$' -fuzztime=$(FUZZTIME) ./internal/event
 
 ## bench: every component's benchmarks with allocation figures (about 10 minutes).
 bench:

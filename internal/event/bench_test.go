@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"testing"
@@ -97,4 +98,45 @@ func BenchmarkEncodingXMLCreateUser(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDecodeMessageUser measures what the worker does with each event: decode the
+// bus message and read its member change. encoding_json is the same work by reflection
+// (the message, then data into a map with UseNumber, as the accessors did before).
+func BenchmarkDecodeMessageUser(b *testing.B) {
+	raw := []byte(sampleCreateUser)
+	e, err := event.Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := event.NewMessage(e, raw, "acme", "wwcorp", time.Date(2026, 11, 21, 3, 4, 5, 123456789, time.UTC)).AppendJSON(nil)
+	b.Run("DecodeMessage", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var m event.Message
+			if err := event.DecodeMessage(body, &m); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := m.User(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var m plainMessage
+			if err := json.Unmarshal(body, &m); err != nil {
+				b.Fatal(err)
+			}
+			d := json.NewDecoder(bytes.NewReader(m.Data))
+			d.UseNumber()
+			var data map[string]any
+			if err := d.Decode(&data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

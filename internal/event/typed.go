@@ -1,7 +1,6 @@
 package event
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -354,9 +353,9 @@ func (m *Message) reader(what string, changeTypes ...string) (*reader, error) {
 
 func (m *Message) decode() (*reader, error) {
 	r := &reader{}
-	d := json.NewDecoder(bytes.NewReader(m.Data))
-	d.UseNumber() // keep integers exact and their text as sent
-	if err := d.Decode(&r.data); err != nil {
+	var err error
+	// Numbers stay json.Number: integers exact, and their text as sent.
+	if r.data, err = decodeData(m.Data); err != nil {
 		return nil, fmt.Errorf("decoding data of message %s: %w: %w", m.ID, ErrInvalidData, err)
 	}
 	return r, nil

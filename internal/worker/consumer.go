@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -585,7 +584,7 @@ func decodeItem(h held) (corp string, item mirror.Item, bad string) {
 	}
 	item = mirror.Item{StreamSeq: h.seq, Subject: h.m.Subject(), Raw: h.m.Data()}
 	var msg event.Message
-	if err := json.Unmarshal(h.m.Data(), &msg); err == nil && msg.ID != "" {
+	if err := event.DecodeMessage(h.m.Data(), &msg); err == nil && msg.ID != "" {
 		item.Msg = &msg
 	}
 	// Decoded for the mirror now, while the batch before it is in Postgres.
