@@ -193,8 +193,8 @@ func migrateGoose(ctx context.Context, pool *pgxpool.Pool, dir Direction, out io
 	return nil
 }
 
-// Pending reports whether migrations remain to be applied, so a service can refuse to
-// start on an old schema.
+// Pending reports whether migrations remain to be applied, goose's or River's, so a
+// service can refuse to start on an old schema.
 func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	defer sqlDB.Close()
@@ -206,7 +206,19 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("checking for pending migrations: %w", err)
 	}
-	return pending, nil
+	if pending {
+		return true, nil
+	}
+	// River's tables (the job queue) are migrated by the same `worker migrate up`.
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return false, fmt.Errorf("creating river migrator: %w", err)
+	}
+	have, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return false, fmt.Errorf("checking for pending river migrations: %w", err)
+	}
+	return len(have) < len(m.AllVersions()), nil
 }
 
 func newProvider(sqlDB *sql.DB) (*goose.Provider, error) {

@@ -111,6 +111,27 @@ func TestMigrate(t *testing.T) {
 		require.False(t, pending)
 	})
 
+	t.Run("PendingCoversRiversMigrations", func(t *testing.T) {
+		t.Parallel()
+		pool := pgtest.New(t) // migrated up
+		ctx := context.Background()
+		pending, err := db.Pending(ctx, pool)
+		require.NoError(t, err)
+		require.False(t, pending)
+		// The job queue's latest migration rolled back: the worker must not start.
+		rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+		require.NoError(t, err)
+		_, err = rm.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{MaxSteps: 1})
+		require.NoError(t, err)
+		pending, err = db.Pending(ctx, pool)
+		require.NoError(t, err)
+		require.True(t, pending)
+		require.NoError(t, db.Migrate(ctx, pool, db.Up, &bytes.Buffer{}))
+		pending, err = db.Pending(ctx, pool)
+		require.NoError(t, err)
+		require.False(t, pending)
+	})
+
 	t.Run("RejectsUnknownDirection", func(t *testing.T) {
 		t.Parallel()
 		pool := pgtest.New(t)
