@@ -261,23 +261,8 @@ func (d *jsonDec) str() (string, error) {
 			}
 			d.i++
 			switch e := d.b[d.i]; e {
-			case '"', '\\', '/':
-				out = append(out, e)
-				d.i++
-			case 'b':
-				out = append(out, '\b')
-				d.i++
-			case 'f':
-				out = append(out, '\f')
-				d.i++
-			case 'n':
-				out = append(out, '\n')
-				d.i++
-			case 'r':
-				out = append(out, '\r')
-				d.i++
-			case 't':
-				out = append(out, '\t')
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				out = append(out, unescaped[e])
 				d.i++
 			case 'u':
 				r, ok := hex4(d.b[d.i+1:])
@@ -312,6 +297,9 @@ func (d *jsonDec) str() (string, error) {
 	}
 	return "", d.fail("unterminated string")
 }
+
+// unescaped maps the letter of a one-letter escape to the byte it stands for.
+var unescaped = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // fixUTF8 appends b to dst with each invalid UTF-8 byte replaced by U+FFFD.
 func fixUTF8(dst, b []byte) []byte {
