@@ -218,7 +218,16 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("checking for pending river migrations: %w", err)
 	}
-	return len(have) < len(m.AllVersions()), nil
+	applied := map[int]bool{}
+	for _, v := range have {
+		applied[v.Version] = true
+	}
+	for _, v := range m.AllVersions() {
+		if !applied[v.Version] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func newProvider(sqlDB *sql.DB) (*goose.Provider, error) {

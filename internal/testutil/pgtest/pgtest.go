@@ -64,6 +64,24 @@ func URL(tb testing.TB) string {
 // its URL; the database is dropped when the test ends.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	url := NewEmptyDatabase(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pool, err := db.Open(ctx, url)
+	if err != nil {
+		tb.Fatalf("opening test database: %v", err)
+	}
+	defer pool.Close()
+	if err := db.Migrate(ctx, pool, db.Up, io.Discard); err != nil {
+		tb.Fatalf("migrating test database: %v", err)
+	}
+	return url
+}
+
+// NewEmptyDatabase creates an empty database, without migrations, and returns its URL;
+// the database is dropped when the test ends.
+func NewEmptyDatabase(tb testing.TB) string {
+	tb.Helper()
 	base := URL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -95,16 +113,7 @@ func NewDatabase(tb testing.TB) string {
 	if err != nil {
 		tb.Fatalf("parsing test database URL: %v", err)
 	}
-	url := withDatabase(base, cfg.Database, name)
-	pool, err := db.Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("opening test database: %v", err)
-	}
-	defer pool.Close()
-	if err := db.Migrate(ctx, pool, db.Up, io.Discard); err != nil {
-		tb.Fatalf("migrating test database: %v", err)
-	}
-	return url
+	return withDatabase(base, cfg.Database, name)
 }
 
 // New returns a pool to a fresh migrated database (see NewDatabase), closed when the test

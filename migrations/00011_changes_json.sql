@@ -7,7 +7,7 @@
 -- containment (@>) or a GIN index.
 --
 -- Upgrading rewrites wecom.changes under an exclusive lock: on a large change log, run it
--- in a maintenance window (or prune old rows first).
+-- in a maintenance window (or prune old rows first); docs/runbook.md has the release note.
 
 -- +goose Up
 ALTER TABLE wecom.changes ALTER COLUMN before TYPE json, ALTER COLUMN after TYPE json;

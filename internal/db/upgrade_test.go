@@ -1,0 +1,43 @@
+package db_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wecomsync/wecomsync/internal/db"
+	"github.com/wecomsync/wecomsync/internal/testutil/pgtest"
+)
+
+// releasedVersion is the newest goose migration of the last release. A new migration must
+// be numbered above it: goose refuses a version lower than one a database already has, so
+// an upgrade would stop at `worker migrate up` (and `worker run` would refuse to start).
+const releasedVersion = 10
+
+// TestUpgradeFromTheLastRelease migrates a database as the last release left it, then up
+// to this build's schema.
+func TestUpgradeFromTheLastRelease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := db.Open(ctx, pgtest.NewEmptyDatabase(t))
+	require.NoError(t, err)
+	defer pool.Close()
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	p, err := db.NewProviderForTest(sqlDB)
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, releasedVersion)
+	require.NoError(t, err)
+	pending, err := db.Pending(ctx, pool)
+	require.NoError(t, err)
+	require.True(t, pending, "river's migrations and any newer goose ones are pending")
+	var out bytes.Buffer
+	require.NoError(t, db.Migrate(ctx, pool, db.Up, &out))
+	pending, err = db.Pending(ctx, pool)
+	require.NoError(t, err)
+	require.False(t, pending, out.String())
+	require.Contains(t, out.String(), "00011_changes_json.sql")
+}
