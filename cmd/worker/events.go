@@ -41,6 +41,7 @@ func runDead(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer pool.Close()
 	store := mirror.NewStore(pool, nil, newLogger(stderr, cfg.LogLevel), mirror.Options{})
+	defer store.Close()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCORP\tSTREAM_SEQ\tAT\tSUBJECT\tREASON")
 	for _, c := range corps {
@@ -110,6 +111,7 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	store := mirror.NewStore(pool, wc, log, mirror.Options{Metrics: mirror.NewMetrics(reg), LookupConcurrency: cfg.LookupConcurrency})
+	defer store.Close()
 
 	var dls []mirror.DeadLetter
 	if *all {

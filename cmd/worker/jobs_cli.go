@@ -91,6 +91,7 @@ func runJobCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer pool.Close()
 	store := mirror.NewStore(pool, nil, log, mirror.Options{})
+	defer func() { store.WaitAnalyze(); store.Close() }() // one-shot jobs: let a post-sync ANALYZE finish
 	jc, err := jobsConfig(cfg, getenv, pool, store, nil, log)
 	if err != nil {
 		return err

@@ -212,6 +212,7 @@ func runWorker(ctx context.Context, getenv func(string) string, stdout, stderr i
 			}
 		},
 	})
+	defer store.Close() // before the pool closes: cancels a post-sync ANALYZE
 
 	var ready atomic.Bool
 	mux := http.NewServeMux()
@@ -441,6 +442,7 @@ func runSync(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	store := mirror.NewStore(pool, wc, log, mirror.Options{Metrics: mirror.NewMetrics(reg), LookupConcurrency: cfg.LookupConcurrency})
+	defer func() { store.WaitAnalyze(); store.Close() }() // a one-shot sync: let its ANALYZE finish
 	rep, err := worker.SyncCorp(ctx, store, wc, *corp, log, worker.NewMetrics(reg))
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wecomsync/wecomsync/internal/event"
@@ -40,8 +41,34 @@ type Store struct {
 	log     *slog.Logger
 	opts    Options
 	metrics *Metrics
-	// analyzing tracks the statistics refreshes syncs run in the background.
-	analyzing sync.WaitGroup
+	// Background work (the statistics refreshes syncs start): bg is cancelled by Close,
+	// which then waits for bgWork; closed (under bgMu) stops new work starting.
+	bg       context.Context
+	stopBG   context.CancelFunc
+	bgMu     sync.Mutex
+	bgWork   sync.WaitGroup
+	bgClosed bool
+}
+
+// Close cancels the background work Syncs started (see Options.AnalyzeAfter) and waits for
+// it to end; Syncs after it start none. Call it before closing the pool.
+func (s *Store) Close() {
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
+	s.stopBG()
+	s.bgWork.Wait()
+}
+
+// background runs f on its own goroutine with the Store's background context, unless
+// the Store is closed.
+func (s *Store) background(f func(ctx context.Context)) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return
+	}
+	s.bgWork.Go(func() { f(s.bg) })
 }
 
 // NewStore returns a Store over pool. lookup may be nil, which behaves as if every lookup
@@ -59,7 +86,9 @@ func NewStore(pool *pgxpool.Pool, lookup Lookup, log *slog.Logger, opts Options)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, lookup: lookup, log: log, opts: opts, metrics: opts.Metrics}
+	s := &Store{pool: pool, lookup: lookup, log: log, opts: opts, metrics: opts.Metrics}
+	s.bg, s.stopBG = context.WithCancel(context.Background())
+	return s
 }
 
 // Item is one event to apply.
@@ -139,26 +168,20 @@ func (s *Store) IsEmpty(ctx context.Context, corpID string) (bool, error) {
 // LockInitialSync takes corpID's initial-sync lock, a Postgres session advisory lock that
 // serialises replicas starting together on an empty mirror: the first one syncs, the
 // others wait for it and then find the mirror filled, so WeCom is read once rather than
-// once per replica. It holds one pool connection until unlock is called, and blocks until
-// the lock is held or ctx ends. A replica that dies holding it releases it with its
-// session.
+// once per replica. The lock lives on a connection of its own, outside the pool (the sync
+// needs the pool's connections), until unlock is called. It blocks until the lock is
+// held or ctx ends. A replica that dies holding it releases it with its session.
 func (s *Store) LockInitialSync(ctx context.Context, corpID string) (unlock func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return nil, fmt.Errorf("acquiring a connection for the initial-sync lock of %s: %w", corpID, err)
+		return nil, fmt.Errorf("connecting for the initial-sync lock of %s: %w", corpID, err)
 	}
-	key := "wecom.initial-sync:" + corpID
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, key); err != nil {
-		conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, "wecom.initial-sync:"+corpID); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("taking the initial-sync lock of %s: %w", corpID, err)
 	}
-	return func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
-			// Closing the session releases the lock.
-			_ = conn.Conn().Close(context.Background())
-		}
-		conn.Release()
-	}, nil
+	// Closing the session releases the lock.
+	return func() { _ = conn.Close(context.WithoutCancel(ctx)) }, nil
 }
 
 // PruneAppliedEvents deletes the applied-event ids recorded before olderThan and returns

@@ -147,18 +147,20 @@ func (s *Store) Sync(ctx context.Context, corpID string, src SyncSource) (SyncRe
 		slog.Any("users_changed", rep.Users), slog.Any("departments_changed", rep.Departments),
 		slog.Any("tags_changed", rep.Tags), slog.Duration("took", time.Since(start)))
 	if s.opts.AnalyzeAfter > 0 && total >= s.opts.AnalyzeAfter {
-		s.analyzing.Go(func() { s.analyze(context.WithoutCancel(ctx)) })
+		s.background(s.analyze)
 	}
 	return rep, nil
 }
 
 // WaitAnalyze waits for the statistics refreshes that syncs started in the background
-// (see Options.AnalyzeAfter).
-func (s *Store) WaitAnalyze() { s.analyzing.Wait() }
+// (see Options.AnalyzeAfter). Call it once the syncs have returned, not while one runs.
+func (s *Store) WaitAnalyze() { s.bgWork.Wait() }
 
 // analyze refreshes the planner statistics of the mirror tables the apply path reads,
 // within a minute. It runs after the sync has returned (ANALYZE samples every table,
-// half a second for 100,000 members) and is best effort: autovacuum gets there too.
+// half a second for 100,000 members) and is best effort: autovacuum gets there too. A
+// role that does not own the tables gets a warning from Postgres and changes nothing;
+// the worker's role normally owns them (it runs the migrations).
 func (s *Store) analyze(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -168,7 +170,7 @@ func (s *Store) analyze(ctx context.Context) {
 		s.log.WarnContext(ctx, "refreshing mirror statistics after a sync", slog.String("error", err.Error()))
 		return
 	}
-	s.log.DebugContext(ctx, "refreshed mirror statistics", slog.Duration("took", time.Since(start)))
+	s.log.DebugContext(ctx, "ran ANALYZE on the mirror tables", slog.Duration("took", time.Since(start)))
 }
 
 // changeWatermark returns the corp's latest change seq, read under the corp's lock so

@@ -231,6 +231,17 @@ func TestSync(t *testing.T) {
 		require.Equal(t, 1, analyzed())
 	})
 
+	t.Run("AClosedStoreStartsNoBackgroundWork", func(t *testing.T) {
+		t.Parallel()
+		_, b := setup(t)
+		s := NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 1})
+		s.Close()
+		_, err := s.Sync(ctx, corp, baseSnapshot())
+		require.NoError(t, err)
+		s.WaitAnalyze()
+		require.Zero(t, count(t, b.pool, `SELECT analyze_count FROM pg_stat_user_tables WHERE schemaname = 'wecom' AND relname = 'users'`))
+	})
+
 	t.Run("RefusesASnapshotWithoutDepartments", func(t *testing.T) {
 		t.Parallel()
 		s, _ := setup(t)

@@ -587,8 +587,17 @@ func decodeItem(h held) (corp string, item mirror.Item, bad string) {
 	if err := event.DecodeMessage(h.m.Data(), &msg); err == nil && msg.ID != "" {
 		item.Msg = &msg
 	}
-	// Decoded for the mirror now, while the batch before it is in Postgres.
-	item.Prep = mirror.Prepare(corp, item)
+	// Decoded for the mirror now, while the batch before it is in Postgres. This runs in
+	// the fetch loop, outside apply's recover: should decoding ever panic, leave the item
+	// unprepared and let ApplyBatch decode it again, where a panic retries the batch.
+	func() {
+		defer func() {
+			if recover() != nil {
+				item.Prep = nil
+			}
+		}()
+		item.Prep = mirror.Prepare(corp, item)
+	}()
 	return corp, item, ""
 }
 
