@@ -302,11 +302,22 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 
 	// What the batch touches, loaded under the lock.
 	var userIDs []string
-	var eventIDs [][]byte
 	var deptIDs, delDeptIDs, tagIDs []int64
-	for _, p := range preps {
-		if p.eventID != "" {
+	// The event ids the batch would apply: not poison, and a stream sequence above every
+	// earlier one in the batch (the lane position is checked in SQL). Recording them is
+	// how the load finds which were applied before (see below).
+	var eventIDs [][]byte
+	var eventSeqs []int64
+	prefixMax := uint64(0)
+	for i, p := range preps {
+		seqOK := true
+		if sq := items[i].StreamSeq; sq != 0 {
+			seqOK = sq > prefixMax
+			prefixMax = max(prefixMax, sq)
+		}
+		if seqOK && p.poison == "" && p.eventID != "" {
 			eventIDs = append(eventIDs, eventKey(p.eventID))
+			eventSeqs = append(eventSeqs, int64(items[i].StreamSeq))
 		}
 		switch {
 		case p.poison != "":
@@ -328,7 +339,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	// About two rows of ~600 bytes per item; growing the arena would copy it repeatedly.
 	a.arena = make([]byte, 0, 1200*len(items))
 	var lastSeq int64
-	applied := map[string]bool{}
+	fresh := map[string]bool{} // ids recorded by this transaction: never applied before
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	// Plan each statement for its actual arrays: a cached generic plan guesses their size
@@ -341,10 +352,19 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 		}
 		return nil
 	})
-	b.Queue(`SELECT event_id FROM wecom.applied_events WHERE corp_id = $1 AND event_id = ANY($2)`, corpID, eventIDs).
+	// Record the event ids now: the ones inserted are those never applied before (the
+	// first of several copies within the batch wins); the rest are duplicates. One
+	// statement instead of a lookup now and an insert with the writes. The ids of events
+	// that turn out not to apply are rolled back with the transaction (a failed batch, or
+	// the first attempt of one that needs lookups).
+	b.Queue(`INSERT INTO wecom.applied_events (corp_id, event_id, stream_seq)
+		SELECT $1, e, s FROM unnest($2::bytea[], $3::int8[]) WITH ORDINALITY AS x(e, s, n)
+		WHERE s = 0 OR s > coalesce((SELECT last_stream_seq FROM wecom.lanes WHERE corp_id = $1), 0)
+		ORDER BY n
+		ON CONFLICT DO NOTHING RETURNING event_id`, corpID, eventIDs, eventSeqs).
 		Query(func(rows pgx.Rows) error {
 			var id []byte
-			_, err := pgx.ForEachRow(rows, []any{&id}, func() error { applied[string(id)] = true; return nil })
+			_, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[string(id)] = true; return nil })
 			return err
 		})
 	if len(userIDs) > 0 || len(delDeptIDs) > 0 {
@@ -372,8 +392,6 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 
 	// Apply in order.
 	out.results = make([]Result, len(items))
-	var appliedIDs [][]byte
-	var appliedSeqs []int64
 	var dead []int
 	maxSeq := lastSeq
 	prevSeq := uint64(0)
@@ -395,14 +413,12 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			continue
 		}
 		if p.eventID != "" {
-			k := eventKey(p.eventID)
-			if applied[string(k)] {
+			k := string(eventKey(p.eventID))
+			if !fresh[k] {
 				r.Status, r.Reason = Duplicate, "event already applied"
 				continue
 			}
-			applied[string(k)] = true
-			appliedIDs = append(appliedIDs, k)
-			appliedSeqs = append(appliedSeqs, int64(it.StreamSeq))
+			delete(fresh, k) // a later copy in this batch is a duplicate
 		}
 		data := it.Msg.Data
 		switch {
@@ -437,10 +453,6 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	queueWrites(w, a, corpID)
 	if len(a.changes) > 0 {
 		queueChanges(w, corpID, SourceCallback, a.changes)
-	}
-	if len(appliedIDs) > 0 {
-		w.Queue(`INSERT INTO wecom.applied_events (corp_id, event_id, stream_seq)
-			SELECT $1, e, s FROM unnest($2::bytea[], $3::int8[]) AS x(e, s) ON CONFLICT DO NOTHING`, corpID, appliedIDs, appliedSeqs)
 	}
 	for _, j := range out.jobs {
 		w.Queue(`INSERT INTO wecom.job_events (corp_id, event_id, job_id, job_type, err_code, err_msg, stream_seq, at)
@@ -597,7 +609,7 @@ func queueChanges(w *pgx.Batch, corpID, source string, changes []changeRec) {
 	w.Queue(`INSERT INTO wecom.changes (corp_id, entity, key, op, before, after, source, event_id)
 		SELECT $1, e, k, o, b::json, a::json, $2, ev
 		FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS x(e, k, o, b, a, ev, n)
-		ORDER BY n`, corpID, source, ent, key, op, before, after, ev)
+		ORDER BY n`, corpID, source, ent, key, op, flat(before), flat(after), flat(ev))
 	w.Queue(`INSERT INTO wecom.relay_cursors (corp_id) VALUES ($1) ON CONFLICT DO NOTHING`, corpID)
 	w.Queue(`SELECT pg_notify('`+NotifyChannel+`', $1)`, corpID)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // userArgs are the column arrays of users to insert or update, for unnest.
@@ -54,9 +55,16 @@ func (u *userArgs) add(r *userRow, raw *rawAcc) {
 }
 
 func (u *userArgs) args(corpID string) []any {
-	return []any{corpID, u.userid, u.name, u.alias, u.position, u.mobile, u.email, u.bizMail, u.gender, u.status,
-		u.mainDept, u.avatar, u.telephone, u.address, u.openUserID, u.extattr, u.unknown, u.raw}
+	return []any{corpID, u.userid, flat(u.name), flat(u.alias), flat(u.position), flat(u.mobile), flat(u.email),
+		flat(u.bizMail), flat(u.gender), flat(u.status), flat(u.mainDept), flat(u.avatar), flat(u.telephone),
+		flat(u.address), flat(u.openUserID), flat(u.extattr), flat(u.unknown), flat(u.raw)}
 }
+
+// flat passes a slice as an array parameter through pgtype.FlatArray, which pgx encodes
+// with one element plan rather than by reflection on every element (a slice of pointers
+// or of byte slices has no fast path of its own); the apply path sends tens of thousands
+// of elements per batch while Postgres waits.
+func flat[T any](s []T) pgtype.FlatArray[T] { return pgtype.FlatArray[T](s) }
 
 const userUnnest = `unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 	$9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
