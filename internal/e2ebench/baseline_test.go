@@ -18,7 +18,6 @@ import (
 
 	"github.com/wecomsync/wecomsync/internal/callback"
 	"github.com/wecomsync/wecomsync/internal/crypto"
-	"github.com/wecomsync/wecomsync/internal/event"
 	"github.com/wecomsync/wecomsync/internal/event/eventtest"
 	"github.com/wecomsync/wecomsync/internal/mirror"
 	"github.com/wecomsync/wecomsync/internal/tenant"
@@ -98,34 +97,6 @@ func callbackOnly(tb testing.TB, n int) float64 {
 	return float64(n) / took.Seconds()
 }
 
-// laneEvent is internal/worker's benchEvent: the bus message (subject, body, id) of event
-// i of a busy directory: even events create members, odd ones update a member created
-// about 500 events before (position and mobile).
-func laneEvent(corp string, i int) (string, []byte, string) {
-	c := i / 2
-	var ct, body string
-	if i%2 == 0 || c < 500 {
-		ct = "create_user"
-		body = fmt.Sprintf(`<UserID>user%07d</UserID><Name>成员%d</Name><Department>1,%d</Department><MainDepartment>1</MainDepartment><IsLeaderInDept>0,1</IsLeaderInDept><Position>工程师</Position><Mobile>138%08d</Mobile><Gender>1</Gender><Email>user%d@example.com</Email><Status>1</Status><Alias>u%d</Alias><Telephone>020-%d</Telephone><Address>广州市</Address>`,
-			i, c, 2+c%50, i, i, c, c)
-	} else {
-		ct = "update_user"
-		body = fmt.Sprintf(`<UserID>user%07d</UserID><Position>高级工程师%d</Position><Mobile>139%08d</Mobile>`, 2*(c-500), i, i)
-	}
-	raw := fmt.Sprintf(`<xml><ToUserName>%s</ToUserName><FromUserName>sys</FromUserName><CreateTime>%d</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>%s</ChangeType>%s</xml>`,
-		corp, 1700000000+i, ct, body)
-	e, err := event.Parse([]byte(raw))
-	if err != nil {
-		panic(err)
-	}
-	m := event.NewMessage(e, []byte(raw), "default", corp, time.Unix(1700000000, 0))
-	data, err := m.MarshalJSON()
-	if err != nil {
-		panic(err)
-	}
-	return e.Subject(corp), data, m.ID
-}
-
 // applyOnly is internal/worker's BenchmarkLaneThroughput at batch=500: n events of one
 // corp are stored in WECOM_EVENTS first, then one worker.Consumer applies them into a
 // fresh mirror until the lane has applied and settled everything. It returns events/s.
@@ -140,7 +111,7 @@ func applyOnly(tb testing.TB, n int) float64 {
 	for start := 0; start < n; start += 5000 {
 		var futs []jetstream.PubAckFuture
 		for i := start; i < min(start+5000, n); i++ {
-			subj, data, id := laneEvent(corpID, i)
+			subj, data, id := eventtest.LaneEvent(corpID, i)
 			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {id}}})
 			require.NoError(tb, err)
 			futs = append(futs, f)

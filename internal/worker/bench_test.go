@@ -18,39 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wecomsync/wecomsync/internal/callback"
-	"github.com/wecomsync/wecomsync/internal/event"
+	"github.com/wecomsync/wecomsync/internal/event/eventtest"
 	"github.com/wecomsync/wecomsync/internal/mirror"
 	"github.com/wecomsync/wecomsync/internal/testutil/natstest"
 	"github.com/wecomsync/wecomsync/internal/testutil/pgtest"
 )
-
-// benchEvent returns the bus message (subject, body, id) of event i of a busy directory:
-// even events create members, odd ones update a member created about 500 events before
-// (position and mobile), as the mirror's own benchmarks do.
-func benchEvent(corp string, i int) (string, []byte, string) {
-	c := i / 2
-	var ct, body string
-	if i%2 == 0 || c < 500 {
-		ct = "create_user"
-		body = fmt.Sprintf(`<UserID>user%07d</UserID><Name>成员%d</Name><Department>1,%d</Department><MainDepartment>1</MainDepartment><IsLeaderInDept>0,1</IsLeaderInDept><Position>工程师</Position><Mobile>138%08d</Mobile><Gender>1</Gender><Email>user%d@example.com</Email><Status>1</Status><Alias>u%d</Alias><Telephone>020-%d</Telephone><Address>广州市</Address>`,
-			i, c, 2+c%50, i, i, c, c)
-	} else {
-		ct = "update_user"
-		body = fmt.Sprintf(`<UserID>user%07d</UserID><Position>高级工程师%d</Position><Mobile>139%08d</Mobile>`, 2*(c-500), i, i)
-	}
-	raw := fmt.Sprintf(`<xml><ToUserName>%s</ToUserName><FromUserName>sys</FromUserName><CreateTime>%d</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>%s</ChangeType>%s</xml>`,
-		corp, 1700000000+i, ct, body)
-	e, err := event.Parse([]byte(raw))
-	if err != nil {
-		panic(err)
-	}
-	m := event.NewMessage(e, []byte(raw), "default", corp, time.Unix(1700000000, 0))
-	data, err := m.MarshalJSON()
-	if err != nil {
-		panic(err)
-	}
-	return e.Subject(corp), data, m.ID
-}
 
 // benchLane is a lane over a fresh database and JetStream server.
 type benchLane struct {
@@ -93,7 +65,7 @@ func (l *benchLane) publish(b *testing.B, n int) uint64 {
 	for start := 0; start < n; start += 5000 {
 		var futs []jetstream.PubAckFuture
 		for i := start; i < min(start+5000, n); i++ {
-			subj, data, id := benchEvent(corpA, l.next)
+			subj, data, id := eventtest.LaneEvent(corpA, l.next)
 			l.next++
 			f, err := l.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: data, Header: nats.Header{jetstream.MsgIDHeader: {id}}})
 			require.NoError(b, err)
