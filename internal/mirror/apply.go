@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -62,21 +63,36 @@ type rawAcc struct {
 	parts   []json.RawMessage
 }
 
+// value returns the accumulated raw value: the one part, or the parts' members in order
+// within one object. The value is only ever read as jsonb, which keeps the last of
+// duplicate keys, so that object is the parts merged as jsonb || would merge them, without
+// decoding and re-encoding them (a member created and updated in one batch has two parts).
+// Parts that are not objects contribute nothing, as a null part did to the map merge.
 func (r *rawAcc) value() json.RawMessage {
 	if len(r.parts) == 1 {
 		return r.parts[0]
 	}
-	m := map[string]json.RawMessage{}
+	n := 2
 	for _, p := range r.parts {
-		var part map[string]json.RawMessage
-		if json.Unmarshal(p, &part) == nil {
-			for k, v := range part {
-				m[k] = v
-			}
-		}
+		n += len(p) + 1
 	}
-	b, _ := json.Marshal(m)
-	return b
+	out := make([]byte, 1, n)
+	out[0] = '{'
+	for _, p := range r.parts {
+		p = bytes.TrimSpace(p)
+		if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
+			continue
+		}
+		inner := bytes.TrimSpace(p[1 : len(p)-1])
+		if len(inner) == 0 {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, inner...)
+	}
+	return append(out, '}')
 }
 
 // applier applies a batch's events to the loaded state in memory, recording change rows,

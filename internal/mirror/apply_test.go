@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -659,4 +660,52 @@ func TestApplyPrepared(t *testing.T) {
 		requireStatuses(t, apply(t, s, items), Applied)
 		require.NotNil(t, dbUser(t, b.pool, "zhangsan"))
 	})
+}
+
+// TestRawAccMerge checks the raw column's merge of several parts against decoding them
+// into one map (later keys win), which is what Postgres's jsonb keeps of duplicate keys.
+func TestRawAccMerge(t *testing.T) {
+	t.Parallel()
+	for _, parts := range [][]string{
+		{`{"a":1,"b":"x"}`, `{"b":"y","c":[1,2]}`},
+		{` { "a" : {"n":1} } `, `{}`, `{"a":{"m":2}}`, ` {"d":null}`},
+		{`{}`, `{}`},
+		{`null`, `{"a":"\u5f20"}`, `[1,2]`, `"s"`},
+		{`{"a":1}`, `{"a":2}`, `{"a":3}`},
+	} {
+		acc := &rawAcc{}
+		want := map[string]json.RawMessage{}
+		for _, p := range parts {
+			acc.parts = append(acc.parts, json.RawMessage(p))
+			var m map[string]json.RawMessage
+			if json.Unmarshal([]byte(p), &m) == nil {
+				for k, v := range m {
+					want[k] = v
+				}
+			}
+		}
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(acc.value(), &got), "%s", acc.value())
+		wantJSON, err := json.Marshal(want)
+		require.NoError(t, err)
+		require.JSONEq(t, string(wantJSON), string(acc.value()), "parts %q", parts)
+	}
+}
+
+// TestApplyMergesRawInOneBatch applies a create and two updates of one member in one
+// batch: the raw column holds the last value of each key, as separate batches give.
+func TestApplyMergesRawInOneBatch(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	requireStatuses(t, apply(t, s, b.items(
+		msg(event.ChangeCreateUser, `{"user_id":"wangwu","name":"王五","department":[1],"position":"工程师","address":"广州市"}`),
+		msg(event.ChangeUpdateUser, `{"user_id":"wangwu","position":"经理"}`),
+		msg(event.ChangeUpdateUser, `{"user_id":"wangwu","position":"总监","mobile":"13900000000"}`),
+	)), Applied, Applied, Applied)
+	var raw map[string]any
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT raw FROM wecom.users WHERE userid = 'wangwu'`).Scan(&raw))
+	require.Equal(t, "总监", raw["position"])
+	require.Equal(t, "广州市", raw["address"])
+	require.Equal(t, "13900000000", raw["mobile"])
+	require.Equal(t, "王五", raw["name"])
 }
