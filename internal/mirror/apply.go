@@ -135,6 +135,30 @@ func newApplier(look *lookups, wantMore bool) *applier {
 	}
 }
 
+// start makes the loaded state the current one, before the batch's items apply.
+func (a *applier) start() {
+	for k, u := range a.origUsers {
+		a.users[k] = u
+	}
+	for k, d := range a.origDepts {
+		a.depts[k] = d
+	}
+	for k, t := range a.origTags {
+		a.tags[k] = t.clone()
+		a.gTags[k] = t.clone()
+	}
+}
+
+// restart returns an applier over the same loaded state as a, started, for applying
+// the batch again; a is not used after.
+func (a *applier) restart() *applier {
+	n := newApplier(a.look, a.wantMore)
+	n.origUsers, n.origDepts, n.origTags = a.origUsers, a.origDepts, a.origTags
+	n.arena = a.arena[:0] // a's change rows are dropped with it
+	n.start()
+	return n
+}
+
 // json appends a row's JSON to the batch's arena and returns it (a full slice
 // expression, so later appends never write into it).
 func (a *applier) json(f func([]byte) []byte) []byte {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -352,7 +353,17 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 		}
 		return nil
 	})
-	// Record the event ids now: the ones inserted are those never applied before (the
+	if len(userIDs) > 0 || len(delDeptIDs) > 0 {
+		queueLoadUsers(b, a, corpID, userIDs, delDeptIDs)
+	}
+	if len(deptIDs) > 0 {
+		queueLoadDepts(b, a, corpID, deptIDs)
+	}
+	if len(tagIDs) > 0 {
+		queueLoadTags(b, a, corpID, tagIDs)
+	}
+	loads := b.Len()
+	// Record the event ids, last: the ones inserted are those never applied before (the
 	// first of several copies within the batch wins); the rest are duplicates. One
 	// statement instead of a lookup now and an insert with the writes. The ids of events
 	// that turn out not to apply are rolled back with the transaction (a failed batch, or
@@ -367,79 +378,39 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[string(id)] = true; return nil })
 			return err
 		})
-	if len(userIDs) > 0 || len(delDeptIDs) > 0 {
-		queueLoadUsers(b, a, corpID, userIDs, delDeptIDs)
-	}
-	if len(deptIDs) > 0 {
-		queueLoadDepts(b, a, corpID, deptIDs)
-	}
-	if len(tagIDs) > 0 {
-		queueLoadTags(b, a, corpID, tagIDs)
-	}
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+	lp, err := startPipe(ctx, conn.Conn(), b)
+	if err != nil {
 		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
 	}
-	for k, u := range a.origUsers {
-		a.users[k] = u
-	}
-	for k, d := range a.origDepts {
-		a.depts[k] = d
-	}
-	for k, t := range a.origTags {
-		a.tags[k] = t.clone()
-		a.gTags[k] = t.clone()
-	}
-
-	// Apply in order.
-	out.results = make([]Result, len(items))
-	var dead []int
-	maxSeq := lastSeq
-	prevSeq := uint64(0)
-	for i, it := range items {
-		p := &preps[i]
-		r := &out.results[i]
-		r.StreamSeq = it.StreamSeq
-		if it.StreamSeq != 0 {
-			if int64(it.StreamSeq) <= lastSeq || it.StreamSeq <= prevSeq {
-				r.Status, r.Reason = Duplicate, "stream sequence already applied"
-				continue
-			}
-			prevSeq = it.StreamSeq
-			maxSeq = max(maxSeq, int64(it.StreamSeq))
-		}
-		if p.poison != "" {
-			r.Status, r.Reason = Poison, p.poison
-			dead = append(dead, i)
-			continue
-		}
-		if p.eventID != "" {
-			k := string(eventKey(p.eventID))
-			if !fresh[k] {
-				r.Status, r.Reason = Duplicate, "event already applied"
-				continue
-			}
-			delete(fresh, k) // a later copy in this batch is a duplicate
-		}
-		data := it.Msg.Data
-		switch {
-		case p.ignored != "":
-			r.Status, r.Reason = Ignored, p.ignored
-		case p.user != nil:
-			r.Status = Applied
-			a.applyUser(it.Msg.ChangeType, p.eventID, data, p.user)
-		case p.party != nil:
-			r.Status = Applied
-			a.applyParty(it.Msg.ChangeType, p.eventID, data, p.party)
-		case p.tag != nil:
-			r.Status = Applied
-			a.applyTag(p.eventID, p.tag)
-		case p.job != nil:
-			r.Status = Applied
-			out.jobs = append(out.jobs, JobEvent{CorpID: corpID, JobID: p.job.JobID, JobType: p.job.JobType,
-				ErrCode: p.job.ErrCode, ErrMsg: p.job.ErrMsg, EventID: p.eventID, StreamSeq: it.StreamSeq,
-				At: time.Unix(it.Msg.CreateTime, 0).UTC()})
+	for range loads {
+		if lp.next() != nil {
+			break
 		}
 	}
+	if err := lp.err; err != nil {
+		_ = lp.finish()
+		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
+	}
+	// While Postgres records the event ids, apply in memory as if every one were new (an
+	// event id applied before under another stream sequence is rare: a copy published
+	// again after JetStream's duplicate window); if some was not, apply again.
+	assumed := make(map[string]bool, len(eventIDs))
+	for j, id := range eventIDs {
+		if eventSeqs[j] == 0 || eventSeqs[j] > lastSeq {
+			assumed[string(id)] = true
+		}
+	}
+	a.start()
+	ap := a.applyItems(corpID, items, preps, lastSeq, maps.Clone(assumed))
+	if err := lp.finish(); err != nil {
+		return out, fmt.Errorf("recording the event ids of %s: %w", corpID, err)
+	}
+	if !sameKeys(assumed, fresh) {
+		a = a.restart()
+		ap = a.applyItems(corpID, items, preps, lastSeq, fresh)
+	}
+	out.results, out.jobs = ap.results, ap.jobs
+	dead, maxSeq := ap.dead, ap.maxSeq
 	if wantMore && !a.need.empty() {
 		out.need = &a.need
 		return out, nil
@@ -483,7 +454,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			ON CONFLICT (corp_id) DO UPDATE SET last_stream_seq = excluded.last_stream_seq, updated_at = now()`, corpID, maxSeq)
 	}
 	w.Queue("COMMIT")
-	if err := conn.SendBatch(ctx, w).Close(); err != nil {
+	if err := sendPipelined(ctx, conn.Conn(), w); err != nil {
 		return applyOutcome{}, fmt.Errorf("writing mirror changes of %s: %w", corpID, err)
 	}
 	committed = true
@@ -622,4 +593,79 @@ func rawArg(r *rawAcc) (*string, bool) {
 	// Every part is valid JSON: message data the typed accessors decoded, a lookup's Raw
 	// checked by validRaw, or a merge this package marshalled.
 	return ptr(string(r.value())), r.replace
+}
+
+// applied is what applying a batch's items in memory gave.
+type applied struct {
+	results []Result
+	dead    []int // poison items, in order
+	maxSeq  int64 // the lane position after the batch
+	jobs    []JobEvent
+}
+
+// applyItems applies items in order to the loaded state. lastSeq is the lane position
+// before the batch; fresh holds the ids of the events to apply (the rest are duplicates),
+// and is consumed.
+func (a *applier) applyItems(corpID string, items []Item, preps []prepared, lastSeq int64, fresh map[string]bool) applied {
+	out := applied{results: make([]Result, len(items)), maxSeq: lastSeq}
+	prevSeq := uint64(0)
+	for i, it := range items {
+		p := &preps[i]
+		r := &out.results[i]
+		r.StreamSeq = it.StreamSeq
+		if it.StreamSeq != 0 {
+			if int64(it.StreamSeq) <= lastSeq || it.StreamSeq <= prevSeq {
+				r.Status, r.Reason = Duplicate, "stream sequence already applied"
+				continue
+			}
+			prevSeq = it.StreamSeq
+			out.maxSeq = max(out.maxSeq, int64(it.StreamSeq))
+		}
+		if p.poison != "" {
+			r.Status, r.Reason = Poison, p.poison
+			out.dead = append(out.dead, i)
+			continue
+		}
+		if p.eventID != "" {
+			k := string(eventKey(p.eventID))
+			if !fresh[k] {
+				r.Status, r.Reason = Duplicate, "event already applied"
+				continue
+			}
+			delete(fresh, k) // a later copy in this batch is a duplicate
+		}
+		data := it.Msg.Data
+		switch {
+		case p.ignored != "":
+			r.Status, r.Reason = Ignored, p.ignored
+		case p.user != nil:
+			r.Status = Applied
+			a.applyUser(it.Msg.ChangeType, p.eventID, data, p.user)
+		case p.party != nil:
+			r.Status = Applied
+			a.applyParty(it.Msg.ChangeType, p.eventID, data, p.party)
+		case p.tag != nil:
+			r.Status = Applied
+			a.applyTag(p.eventID, p.tag)
+		case p.job != nil:
+			r.Status = Applied
+			out.jobs = append(out.jobs, JobEvent{CorpID: corpID, JobID: p.job.JobID, JobType: p.job.JobType,
+				ErrCode: p.job.ErrCode, ErrMsg: p.job.ErrMsg, EventID: p.eventID, StreamSeq: it.StreamSeq,
+				At: time.Unix(it.Msg.CreateTime, 0).UTC()})
+		}
+	}
+	return out
+}
+
+// sameKeys reports whether a and b hold the same keys.
+func sameKeys(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
 }

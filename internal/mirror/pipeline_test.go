@@ -1,0 +1,133 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPipe(t *testing.T) {
+	t.Parallel()
+	_, bd := setup(t)
+	ctx := context.Background()
+	acquire := func(t *testing.T) *pgx.Conn {
+		c, err := bd.pool.Acquire(ctx)
+		require.NoError(t, err)
+		t.Cleanup(c.Release)
+		return c.Conn()
+	}
+	usable := func(t *testing.T, conn *pgx.Conn) {
+		t.Helper()
+		var one int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT 1`).Scan(&one))
+		require.Equal(t, 1, one)
+	}
+
+	t.Run("CallbacksRunInOrderWithTheirResults", func(t *testing.T) {
+		conn := acquire(t)
+		var got []string
+		b := &pgx.Batch{}
+		b.Queue(`SELECT $1::int8 + 1`, int64(41)).QueryRow(func(row pgx.Row) error {
+			var n int64
+			require.NoError(t, row.Scan(&n))
+			require.Equal(t, int64(42), n)
+			got = append(got, "row")
+			return nil
+		})
+		b.Queue(`SELECT x FROM generate_series(1, $1::int) x`, 3).Query(func(rows pgx.Rows) error {
+			xs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+			require.NoError(t, err)
+			require.Equal(t, []int32{1, 2, 3}, xs)
+			got = append(got, "rows")
+			return nil
+		})
+		b.Queue(`SELECT 1 WHERE false`).QueryRow(func(row pgx.Row) error {
+			var n int
+			require.ErrorIs(t, row.Scan(&n), pgx.ErrNoRows)
+			got = append(got, "norow")
+			return nil
+		})
+		b.Queue(`SELECT unnest($1::text[])`, flat([]*string{ptr("a"), nil})).Exec(func(ct pgconn.CommandTag) error {
+			require.Equal(t, int64(2), ct.RowsAffected())
+			got = append(got, "exec")
+			return nil
+		})
+		b.Queue(`SELECT 1`) // no callback
+		require.NoError(t, sendPipelined(ctx, conn, b))
+		require.Equal(t, []string{"row", "rows", "norow", "exec"}, got)
+		usable(t, conn)
+	})
+
+	t.Run("AFailedStatementStopsTheRestAndLeavesTheConnectionUsable", func(t *testing.T) {
+		conn := acquire(t)
+		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_t (n int)`)
+		require.NoError(t, err)
+		later := false
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`INSERT INTO pipe_t VALUES (1)`)
+		b.Queue(`SELECT 1 / $1::int`, 0)
+		b.Queue(`INSERT INTO pipe_t VALUES (2)`).Exec(func(pgconn.CommandTag) error { later = true; return nil })
+		b.Queue("COMMIT")
+		err = sendPipelined(ctx, conn, b)
+		var pgErr *pgconn.PgError
+		require.True(t, errors.As(err, &pgErr), "%v", err)
+		require.Equal(t, "22012", pgErr.Code) // division_by_zero
+		require.False(t, later, "no callback after the failed statement")
+		_, err = conn.Exec(ctx, "ROLLBACK")
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pipe_t`).Scan(&n))
+		require.Zero(t, n, "the transaction was rolled back")
+	})
+
+	t.Run("AnArgumentThatCannotBeEncodedIsAnErrorAndNothingCommits", func(t *testing.T) {
+		conn := acquire(t)
+		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_u (n int)`)
+		require.NoError(t, err)
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`INSERT INTO pipe_u VALUES (1)`)
+		b.Queue(`INSERT INTO pipe_u VALUES ($1::int)`, struct{ X int }{1})
+		b.Queue("COMMIT")
+		err = sendPipelined(ctx, conn, b)
+		require.ErrorContains(t, err, "encoding the arguments of statement 3")
+		_, err = conn.Exec(ctx, "ROLLBACK")
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pipe_u`).Scan(&n))
+		require.Zero(t, n)
+	})
+
+	t.Run("ResultsReadSoFarAreAvailableBeforeTheRestFinish", func(t *testing.T) {
+		conn := acquire(t)
+		var first int
+		var second bool
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 7`).QueryRow(func(row pgx.Row) error { return row.Scan(&first) })
+		b.Queue(`SELECT true`).QueryRow(func(row pgx.Row) error { return row.Scan(&second) })
+		x, err := startPipe(ctx, conn, b)
+		require.NoError(t, err)
+		require.NoError(t, x.next())
+		require.Equal(t, 7, first)
+		require.False(t, second, "the second result is not read yet")
+		require.NoError(t, x.finish())
+		require.True(t, second)
+		require.NoError(t, x.finish(), "finish is idempotent")
+		usable(t, conn)
+	})
+
+	t.Run("ACallbackErrorIsReturned", func(t *testing.T) {
+		conn := acquire(t)
+		boom := errors.New("boom")
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1`).QueryRow(func(pgx.Row) error { return boom })
+		b.Queue(`SELECT 2`)
+		require.ErrorIs(t, sendPipelined(ctx, conn, b), boom)
+		usable(t, conn)
+	})
+}
