@@ -16,7 +16,8 @@ import (
 // sends each statement as soon as it is encoded, so Postgres executes one while the next
 // is encoded (an apply batch's writes are tens of thousands of array elements: encoding
 // them first kept Postgres idle for about a tenth of the batch's time). And the caller may
-// work on the results read so far while Postgres runs the statements after them.
+// work on the results read so far while Postgres runs the statements after them (each
+// result is sent as soon as its statement completes).
 //
 // Each statement is prepared on the connection once (pgx caches the description by SQL
 // text; the first use costs a round trip). The callbacks set with QueuedQuery.Query,
@@ -56,6 +57,10 @@ func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (*pipe, error)
 		// reuses its slices for the next statement.
 		x.p.SendQueryStatement(sds[i], eqb.ParamValues, eqb.ParamFormats, slices.Clone(eqb.ResultFormats))
 		x.sent++
+		// Ask the server to send this statement's result as soon as it has it: in a
+		// pipeline it otherwise holds results back until the sync point, and the caller
+		// would wait for the statements after it.
+		x.p.SendFlushRequest()
 		if err := x.p.Flush(); err != nil {
 			x.done = true
 			return nil, errors.Join(err, x.p.Close())
