@@ -66,29 +66,33 @@ func (u *userArgs) args(corpID string) []any {
 // of elements per batch while Postgres waits.
 func flat[T any](s []T) pgtype.FlatArray[T] { return pgtype.FlatArray[T](s) }
 
-const userUnnest = `unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+// userArrays are the column arrays of users to write, unnested side by side (one
+// function scan: no join on ordinality).
+const userArrays = `$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 	$9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-	$18::text[]) WITH ORDINALITY AS s(userid, name, alias, position, mobile, email, biz_mail, gender, status,
-	main_department, avatar, telephone, address, open_userid, extattr, unknown, raw, n)`
+	$18::text[], $19::bool[]`
+
+const userColumnsOf = `userid, name, alias, position, mobile, email, biz_mail, gender, status,
+	main_department, avatar, telephone, address, open_userid, extattr, unknown, raw, rep`
 
 const insertUsersSQL = `INSERT INTO wecom.users (corp_id, userid, name, alias, position, mobile, email, biz_mail,
 	gender, status, main_department, avatar, telephone, address, open_userid, extattr, unknown_fields, raw)
 	SELECT $1, s.userid, s.name, s.alias, s.position, s.mobile, s.email, s.biz_mail, s.gender::smallint,
 	s.status::smallint, s.main_department, s.avatar, s.telephone, s.address, s.open_userid, s.extattr::jsonb,
 	string_to_array(s.unknown, ','),
-	CASE WHEN r.rep THEN coalesce(s.raw::jsonb, '{}')
-		ELSE coalesce((SELECT o.raw FROM wecom.users o WHERE o.corp_id = $1 AND o.userid = r.from_userid), '{}')
+	CASE WHEN s.rep THEN coalesce(s.raw::jsonb, '{}')
+		ELSE coalesce((SELECT o.raw FROM wecom.users o WHERE o.corp_id = $1 AND o.userid = s.from_userid), '{}')
 			|| coalesce(s.raw::jsonb, '{}') END
-	FROM ` + userUnnest + ` JOIN unnest($19::bool[], $20::text[]) WITH ORDINALITY AS r(rep, from_userid, n) USING (n)`
+	FROM unnest(` + userArrays + `, $20::text[]) AS s(` + userColumnsOf + `, from_userid)`
 
 const updateUsersSQL = `UPDATE wecom.users u SET name = s.name, alias = s.alias, position = s.position,
 	mobile = s.mobile, email = s.email, biz_mail = s.biz_mail, gender = s.gender::smallint,
 	status = s.status::smallint, main_department = s.main_department, avatar = s.avatar,
 	telephone = s.telephone, address = s.address, open_userid = s.open_userid, extattr = s.extattr::jsonb,
 	unknown_fields = string_to_array(s.unknown, ','),
-	raw = CASE WHEN s.raw IS NULL THEN u.raw WHEN r.rep THEN s.raw::jsonb ELSE u.raw || s.raw::jsonb END,
+	raw = CASE WHEN s.raw IS NULL THEN u.raw WHEN s.rep THEN s.raw::jsonb ELSE u.raw || s.raw::jsonb END,
 	updated_at = now()
-	FROM ` + userUnnest + ` JOIN unnest($19::bool[]) WITH ORDINALITY AS r(rep, n) USING (n)
+	FROM unnest(` + userArrays + `) AS s(` + userColumnsOf + `)
 	WHERE u.corp_id = $1 AND u.userid = ANY($2) AND u.userid = s.userid` // ANY: probe the primary key
 
 // deptArgs are the column arrays of departments to insert or update.
