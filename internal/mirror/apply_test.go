@@ -709,3 +709,37 @@ func TestApplyMergesRawInOneBatch(t *testing.T) {
 	require.Equal(t, "13900000000", raw["mobile"])
 	require.Equal(t, "王五", raw["name"])
 }
+
+// TestApplyRefreshesMemberStatistics checks that events creating Options.AnalyzeAfter
+// members refresh the member tables' planner statistics, once, and not again within a
+// minute.
+func TestApplyRefreshesMemberStatistics(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t)
+	analyzed := func() int {
+		return count(t, b.pool, `SELECT analyze_count FROM pg_stat_user_tables WHERE schemaname = 'wecom' AND relname = 'users'`)
+	}
+	create := func(s *Store, ids ...string) {
+		var ms []*event.Message
+		for _, id := range ids {
+			ms = append(ms, msg(event.ChangeCreateUser, `{"user_id":"`+id+`","name":"`+id+`","department":[1]}`))
+		}
+		apply(t, s, b.items(ms...))
+		s.WaitAnalyze()
+	}
+	off := NewStore(b.pool, nil, nil, Options{AnalyzeAfter: -1})
+	create(off, "a1", "a2", "a3", "a4")
+	require.Zero(t, analyzed(), "refreshes are off")
+
+	s := NewStore(b.pool, nil, nil, Options{AnalyzeAfter: 3})
+	create(s, "b1", "b2")
+	require.Zero(t, analyzed(), "two members: below the threshold")
+	// An update creates nobody.
+	apply(t, s, b.items(msg(event.ChangeUpdateUser, `{"user_id":"b1","position":"x"}`)))
+	s.WaitAnalyze()
+	require.Zero(t, analyzed())
+	create(s, "b3")
+	require.Equal(t, 1, analyzed(), "the third member reaches the threshold")
+	create(s, "c1", "c2", "c3", "c4")
+	require.Equal(t, 1, analyzed(), "not again within a minute")
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,7 +28,9 @@ type Options struct {
 	// statistics (ANALYZE) once it has committed; default 1000, negative never. After a
 	// bulk load (a fresh install's initial sync, an export) the tables are many times
 	// larger than the statistics say until autovacuum catches up, and the apply path's
-	// key lookups are then planned as scans of the corp's whole member list.
+	// key lookups are then planned as scans of the corp's whole member list. Applied
+	// events that create that many members refresh the members' statistics too, at most
+	// once a minute (a mirror filled by events has none until autovacuum's next round).
 	AnalyzeAfter int
 }
 
@@ -48,6 +51,12 @@ type Store struct {
 	bgMu     sync.Mutex
 	bgWork   sync.WaitGroup
 	bgClosed bool
+	// Members created by applied events since the last statistics refresh they started
+	// (see Options.AnalyzeAfter), and when that was.
+	created    atomic.Int64
+	growthMu   sync.Mutex
+	growthBusy bool
+	growthAt   time.Time
 }
 
 // Close cancels the background work Syncs started (see Options.AnalyzeAfter) and waits for

@@ -421,7 +421,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 
 	// Write.
 	w := &pgx.Batch{}
-	queueWrites(w, a, corpID)
+	created := queueWrites(w, a, corpID)
 	if len(a.changes) > 0 {
 		queueChanges(w, corpID, SourceCallback, a.changes)
 	}
@@ -458,6 +458,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 		return applyOutcome{}, fmt.Errorf("writing mirror changes of %s: %w", corpID, err)
 	}
 	committed = true
+	s.noteCreated(created)
 	out.changes = a.changes
 	return out, nil
 }

@@ -156,21 +156,53 @@ func (s *Store) Sync(ctx context.Context, corpID string, src SyncSource) (SyncRe
 // (see Options.AnalyzeAfter). Call it once the syncs have returned, not while one runs.
 func (s *Store) WaitAnalyze() { s.bgWork.Wait() }
 
+// noteCreated counts members applied events created. Once Options.AnalyzeAfter of them
+// have been created since the last refresh it started, and at most once a minute, it
+// refreshes the statistics of the member tables in the background: a mirror that events
+// fill (a corp the initial sync found empty, a burst of new members) has no column
+// statistics until autovacuum's next round, and until then the apply path's key lookups
+// are planned as scans of the corp's whole member list.
+func (s *Store) noteCreated(n int) {
+	if n == 0 || s.opts.AnalyzeAfter <= 0 || s.created.Add(int64(n)) < int64(s.opts.AnalyzeAfter) {
+		return
+	}
+	s.growthMu.Lock()
+	defer s.growthMu.Unlock()
+	if s.growthBusy || (!s.growthAt.IsZero() && time.Since(s.growthAt) < time.Minute) {
+		return
+	}
+	s.created.Store(0)
+	s.growthBusy, s.growthAt = true, time.Now()
+	s.background(func(ctx context.Context) {
+		defer func() {
+			s.growthMu.Lock()
+			s.growthBusy = false
+			s.growthMu.Unlock()
+		}()
+		s.analyzeTables(ctx, "wecom.users, wecom.user_departments", "after applied events created members")
+	})
+}
+
 // analyze refreshes the planner statistics of the mirror tables the apply path reads,
 // within a minute. It runs after the sync has returned (ANALYZE samples every table,
 // half a second for 100,000 members) and is best effort: autovacuum gets there too. A
 // role that does not own the tables gets a warning from Postgres and changes nothing;
 // the worker's role normally owns them (it runs the migrations).
 func (s *Store) analyze(ctx context.Context) {
+	s.analyzeTables(ctx, `wecom.users, wecom.user_departments, wecom.departments,
+		wecom.tags, wecom.tag_users, wecom.tag_departments`, "after a sync")
+}
+
+// analyzeTables runs ANALYZE on tables (a fixed list, never input), within a minute.
+func (s *Store) analyzeTables(ctx context.Context, tables, why string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	start := time.Now()
-	if _, err := s.pool.Exec(ctx, `ANALYZE wecom.users, wecom.user_departments, wecom.departments,
-		wecom.tags, wecom.tag_users, wecom.tag_departments`); err != nil {
-		s.log.WarnContext(ctx, "refreshing mirror statistics after a sync", slog.String("error", err.Error()))
+	if _, err := s.pool.Exec(ctx, "ANALYZE "+tables); err != nil {
+		s.log.WarnContext(ctx, "refreshing mirror statistics "+why, slog.String("error", err.Error()))
 		return
 	}
-	s.log.DebugContext(ctx, "ran ANALYZE on the mirror tables", slog.Duration("took", time.Since(start)))
+	s.log.DebugContext(ctx, "refreshed mirror statistics "+why, slog.String("tables", tables), slog.Duration("took", time.Since(start)))
 }
 
 // changeWatermark returns the corp's latest change seq, read under the corp's lock so

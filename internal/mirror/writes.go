@@ -130,8 +130,8 @@ const updateDeptsSQL = `UPDATE wecom.departments d SET name = s.name, name_en = 
 	FROM ` + deptUnnest + ` WHERE d.corp_id = $1 AND d.id = ANY($2) AND d.id = s.id`
 
 // queueWrites queues the statements that turn the loaded state into the applier's final
-// state, touching only rows that changed.
-func queueWrites(w *pgx.Batch, a *applier, corpID string) {
+// state, touching only rows that changed. It returns how many member rows it inserts.
+func queueWrites(w *pgx.Batch, a *applier, corpID string) (created int) {
 	// Effects on tag rows the batch did not load, in event order.
 	for i := 0; i < len(a.ops); {
 		op := a.ops[i]
@@ -302,4 +302,5 @@ func queueWrites(w *pgx.Batch, a *applier, corpID string) {
 		w.Queue(`INSERT INTO wecom.tag_departments (corp_id, tag_id, department_id) SELECT $1, tag, d
 			FROM unnest($2::int8[], $3::int8[]) AS x(tag, d) ON CONFLICT DO NOTHING`, corpID, addDT, addD)
 	}
+	return len(ins.userid)
 }
