@@ -138,6 +138,17 @@ type held struct {
 type outcome struct {
 	stopped bool // a test hook stopped the Consumer before settling
 	retried bool // some message was naked: what was fetched behind it must wait for it
+	// unsettled holds the messages of a batch that ended without retries, with their
+	// settlements, for Run to send: it first checks the ordering gate for the next batch
+	// (while none of these acks is in flight the server's count of outstanding messages
+	// is exact), then settles them while the next batch applies.
+	unsettled *settleSet
+}
+
+// settleSet is a batch's messages and how each is to be settled.
+type settleSet struct {
+	msgs      []held
+	decisions []settlement
 }
 
 // Run consumes until ctx ends, then stops fetching, finishes the batch in flight
@@ -159,6 +170,38 @@ func (c *Consumer) Run(ctx context.Context) error {
 		pausedUntil  time.Time // after a Yield: no pulls until then
 		drained      bool      // the last fetch got fewer messages than it asked for
 	)
+	var (
+		unsettled *settleSet    // the last batch's settlements, not sent yet
+		settling  chan struct{} // closed when the settlements sent in the background are confirmed
+	)
+	// waitSettled waits until the server has processed the settlements sent in the
+	// background (the last one is a confirmed ack), so its outstanding count is current.
+	waitSettled := func() {
+		if settling != nil {
+			<-settling
+			settling = nil
+		}
+	}
+	// settleNow sends the last batch's settlements: in the background when async, while
+	// the next batch applies.
+	settleNow := func(async bool) {
+		if unsettled == nil {
+			return
+		}
+		set := unsettled
+		unsettled = nil
+		waitSettled()
+		if !async {
+			c.settleAll(ctx, set)
+			return
+		}
+		ch := make(chan struct{})
+		settling = ch
+		go func() {
+			defer close(ch)
+			c.settleAll(ctx, set)
+		}()
+	}
 	// finish takes the in-flight batch's outcome; it reports false when Run must return.
 	finish := func(o outcome) bool {
 		inflight = nil
@@ -167,11 +210,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// applied first (the gate holds it until the retried messages return).
 			c.giveBack(holding)
 		}
+		unsettled = o.unsettled
 		return !o.stopped
 	}
 	for {
 		if inflight != nil && (ctx.Err() != nil || len(holding) >= c.opts.BatchSize) {
 			if !finish(<-inflight) {
+				waitSettled()
 				return nil
 			}
 			continue
@@ -182,6 +227,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if inflight == nil {
 			select {
 			case <-c.yield:
+				settleNow(false)
+				waitSettled()
 				c.handOver(ctx, holding)
 				gateSince = time.Time{}
 				pausedUntil = time.Now().Add(c.cooldown)
@@ -216,6 +263,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		if want > 0 {
+			// The next batch is not all here: the fetch may wait, so settle the last one now.
+			settleNow(true)
 			batch, err := c.cons.Fetch(want, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(PriorityGroup))
 			got := 0
 			if err == nil {
@@ -241,6 +290,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// Another replica is pinned now: whatever we hold must go to it, or neither
 				// of us could ever hold every outstanding message.
 				c.log.InfoContext(ctx, "lane pinned to another replica; giving back held messages", slog.Int("held", len(holding)))
+				settleNow(true)
 				c.giveBack(holding)
 				continue
 			default:
@@ -264,6 +314,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			select {
 			case o := <-inflight:
 				if !finish(o) {
+					waitSettled()
 					return nil
 				}
 			default:
@@ -271,25 +322,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		if len(holding) == 0 {
+			settleNow(true)
 			if now.Sub(lastInfo) > min(5*time.Second, c.opts.PinnedTTL) {
 				lastInfo = now
 				c.refreshInfo(ctx)
 			}
 			continue
 		}
+		// The last batch's messages are outstanding until settled: count them as ours.
+		waitSettled()
+		ours := len(holding)
+		if unsettled != nil {
+			ours += len(unsettled.msgs)
+		}
 		info, err := c.info(ctx)
 		lastInfo = now
 		if err != nil {
+			settleNow(true)
 			c.log.WarnContext(ctx, "reading lane consumer info", slog.String("error", err.Error()))
 			sleep(ctx, 200*time.Millisecond)
 			continue
 		}
-		if info.NumAckPending > len(holding) {
+		if info.NumAckPending > ours {
+			settleNow(true)
 			// Some outstanding message is not ours (a dead replica's, or one we naked with
 			// a delay); it has a lower stream sequence than what we fetched since, so wait
 			// for its redelivery (redeliveries come before new messages).
 			if gateSince.IsZero() {
 				gateSince = now
+				c.metrics.GateWaits.WithLabelValues(c.lane.Name).Inc()
 			}
 			if now.Sub(gateSince) > c.opts.AckWait+c.opts.PinnedTTL {
 				// Whatever we wait for should have come by now; if another replica holds
@@ -311,7 +372,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		done := make(chan outcome, 1)
 		inflight = done
 		go func() { done <- c.process(ctx, msgs) }()
+		settleNow(true)
 	}
+	settleNow(false)
+	waitSettled()
 	c.giveBack(holding)
 	c.log.InfoContext(ctx, "lane stopped")
 	return nil
@@ -444,6 +508,8 @@ func (c *Consumer) process(ctx context.Context, msgs []held) outcome {
 
 	decisions := make([]settlement, len(msgs))
 	kinds := make([]string, len(msgs))
+	type eventKey struct{ corp, kind, outcome string }
+	counted := map[eventKey]int{}
 	// Group by corp, keeping stream order inside each group; corps are independent.
 	groups := map[string][]int{}
 	var order []string
@@ -500,23 +566,45 @@ func (c *Consumer) process(ctx context.Context, msgs []held) outcome {
 			if res != nil && err == nil {
 				outcome = statusLabel(res.Status)
 			}
-			c.metrics.Events.WithLabelValues(c.corpLabel(corp), kinds[i], outcome).Inc()
+			counted[eventKey{c.corpLabel(corp), kinds[i], outcome}]++
 		}
+	}
+	for k, n := range counted {
+		c.metrics.Events.WithLabelValues(k.corp, k.kind, k.outcome).Add(float64(n))
 	}
 	close(done)
 	if c.afterCommit != nil && !c.afterCommit() {
 		return outcome{stopped: true}
 	}
 	var out outcome
-	last := len(msgs) - 1
-	for i, h := range msgs {
-		out.retried = out.retried || decisions[i].act == actNak
-		if err := settle(bctx, h.m, decisions[i], i == last && decisions[i].act == actAck); err != nil {
+	for _, d := range decisions {
+		out.retried = out.retried || d.act == actNak
+	}
+	set := &settleSet{msgs: msgs, decisions: decisions}
+	if out.retried {
+		// The naks must reach the server before Run gives back what it fetched since.
+		c.settleAll(ctx, set)
+		return out
+	}
+	out.unsettled = set
+	return out
+}
+
+// settleAll settles a batch's messages in order; the last ack waits for the server's
+// confirmation, so every settlement before it has been processed when it returns. It is
+// bounded by its own deadline, not by ctx (a batch committed during shutdown is still
+// acked).
+func (c *Consumer) settleAll(ctx context.Context, set *settleSet) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	last := len(set.msgs) - 1
+	for i, h := range set.msgs {
+		d := set.decisions[i]
+		if err := settle(sctx, h.m, d, i == last && d.act == actAck); err != nil {
 			// The server redelivers an unsettled message; the mirror then sees a duplicate.
 			c.log.WarnContext(ctx, "settling message", slog.Uint64("stream_seq", h.seq), slog.String("error", err.Error()))
 		}
 	}
-	return out
 }
 
 // apply calls the Applier, turning a panic into an error so the batch is retried rather

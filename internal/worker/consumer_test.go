@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wecomsync/wecomsync/internal/callback"
 
 	"github.com/wecomsync/wecomsync/internal/mirror"
 )
@@ -305,4 +308,41 @@ func TestDecide(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, decide(tc.res, tc.err, tc.delivered, backoff), name)
 	}
+}
+
+// TestConsumerSettlesWhileTheNextBatchApplies runs a backlog of full batches through one
+// replica: each batch's acks go out while the next one applies, and the ordering gate,
+// which counts the unsettled batch as the replica's own, never holds a batch back.
+func TestConsumerSettlesWhileTheNextBatchApplies(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 6 * 50 // six batches of testOptions.BatchSize
+	for i := range n {
+		b.publish(t, corpA, "create_user", createUser("u"+itoa(i), "U", 1))
+	}
+	counter := &countingApplier{Applier: b.store}
+	var c *Consumer
+	rep := b.newReplica(t, counter, func(cc *Consumer) { c = cc }).start()
+	b.waitDrained(t)
+	rep.stop(t)
+	require.Len(t, b.userNames(t, corpA), n)
+	require.GreaterOrEqual(t, int(counter.batches.Load()), 6, "the backlog took several batches")
+	require.Zero(t, testutil.ToFloat64(c.metrics.GateWaits.WithLabelValues(b.lane.Name)), "the gate never waited")
+	info, err := b.js.Consumer(context.Background(), callback.StreamName, b.lane.Name)
+	require.NoError(t, err)
+	ci, err := info.Info(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, ci.NumAckPending, "every message was settled")
+	require.Zero(t, ci.NumRedelivered)
+}
+
+// countingApplier counts ApplyBatch calls.
+type countingApplier struct {
+	Applier
+	batches atomic.Int64
+}
+
+func (a *countingApplier) ApplyBatch(ctx context.Context, corp string, items []mirror.Item) ([]mirror.Result, error) {
+	a.batches.Add(1)
+	return a.Applier.ApplyBatch(ctx, corp, items)
 }

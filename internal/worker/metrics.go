@@ -22,6 +22,8 @@ type Metrics struct {
 	Pinned *prometheus.GaugeVec
 	// Handovers counts lanes this replica handed over to balance the lanes.
 	Handovers *prometheus.CounterVec
+	// GateWaits counts the times the ordering gate held a fetched batch back.
+	GateWaits *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -55,8 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wecomsync_worker_lane_handovers_total",
 			Help: "Lanes this replica handed over to another replica to balance the lanes.",
 		}, []string{"lane"}),
+		GateWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wecomsync_worker_gate_waits_total",
+			Help: "Times the lane held a fetched batch back because earlier messages were outstanding elsewhere (retried, or held by another replica).",
+		}, []string{"lane"}),
 	}
-	reg.MustRegister(m.Events, m.Lag, m.AckPending, m.BatchErrors, m.Syncs, m.Pinned, m.Handovers)
+	reg.MustRegister(m.Events, m.Lag, m.AckPending, m.BatchErrors, m.Syncs, m.Pinned, m.Handovers, m.GateWaits)
 	return m
 }
 
