@@ -22,7 +22,7 @@
 //	                                             lane is applied by one replica at a time (see
 //	                                             internal/worker). To change it, stop the workers,
 //	                                             change it everywhere, start them.
-//	WORKER_BATCH_SIZE          2000              events per batch (MaxAckPending is twice this)
+//	WORKER_BATCH_SIZE          4000              events per batch (MaxAckPending is twice this)
 //	WORKER_MAX_WAIT            100ms             longest wait for a full batch
 //	WORKER_ACK_WAIT            30s               redelivery after an unacked delivery
 //	WORKER_PINNED_TTL          10s               failover: a silent pinned replica is replaced after this

@@ -143,7 +143,7 @@ func BenchmarkLaneThroughput(b *testing.B) {
 			}
 			b.ReportMetric(naiveRate, "events/s")
 		})
-		for _, batch := range []int{1000, 2000} {
+		for _, batch := range []int{2000, 4000} {
 			b.Run(mirrorState+"/batch="+strconv.Itoa(batch), func(b *testing.B) {
 				opts := DefaultOptions
 				opts.BatchSize, opts.MaxWait = batch, 20*time.Millisecond

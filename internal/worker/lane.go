@@ -67,7 +67,7 @@ type Options struct {
 
 // DefaultOptions are the defaults cmd/worker uses.
 var DefaultOptions = Options{
-	BatchSize:     2000,
+	BatchSize:     4000,
 	MaxWait:       100 * time.Millisecond,
 	AckWait:       30 * time.Second,
 	PinnedTTL:     10 * time.Second,
