@@ -87,6 +87,17 @@
 // longer be redelivered. Re-applying content the mirror already holds (a new event id
 // with the same data) changes nothing and writes no change row.
 //
+// # Talking to Postgres
+//
+// A batch is two pipelines on one connection (pipeline.go). The first begins the
+// transaction, takes the corp's lock, loads what the batch touches and, last, records the
+// event ids (INSERT ... ON CONFLICT DO NOTHING RETURNING); results are sent as each
+// statement completes, so the batch is applied in memory while Postgres records the ids,
+// as if every id were new, and applied again in the rare case one was not. The second
+// sends the writes and COMMIT, each statement as soon as it is encoded, so Postgres runs
+// one while the next is encoded. Applied events that create many members refresh the
+// member tables' statistics (Options.AnalyzeAfter).
+//
 // # Sync
 //
 // Store.Sync copies a SyncSource's records into staging tables in chunks (memory bounded),

@@ -13,11 +13,12 @@ import (
 
 // pipe runs the statements of a pgx.Batch as one pipeline whose results are read one at a
 // time. Unlike conn.SendBatch, which encodes the whole batch before sending any of it, it
-// sends each statement as soon as it is encoded, so Postgres executes one while the next
-// is encoded (an apply batch's writes are tens of thousands of array elements: encoding
-// them first kept Postgres idle for about a tenth of the batch's time). And the caller may
-// work on the results read so far while Postgres runs the statements after them (each
-// result is sent as soon as its statement completes).
+// sends what it has encoded whenever that reaches flushBytes, so Postgres executes one
+// statement while the next is encoded (an apply batch's writes are tens of thousands of
+// array elements: encoding them first kept Postgres idle for about a tenth of the batch's
+// time); a small batch still goes in one write. And the caller may work on the results
+// read so far while Postgres runs the statements after them: the server sends the
+// results up to statement earlyResults as soon as it has them.
 //
 // Each statement is prepared on the connection once (pgx caches the description by SQL
 // text; the first use costs a round trip). The callbacks set with QueuedQuery.Query,
@@ -33,8 +34,13 @@ type pipe struct {
 	done bool
 }
 
-// startPipe sends b's statements on conn, followed by a sync point.
-func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (*pipe, error) {
+// flushBytes is how much encoded input a pipe holds back before sending it.
+const flushBytes = 64 << 10
+
+// startPipe sends b's statements on conn, followed by a sync point. The results of the
+// first earlyResults statements are sent by the server as soon as they are ready (0: all
+// results come with the sync point, as in one round trip).
+func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults int) (*pipe, error) {
 	qs := b.QueuedQueries
 	sds := make([]*pgconn.StatementDescription, len(qs))
 	for i, q := range qs {
@@ -46,6 +52,7 @@ func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (*pipe, error)
 	}
 	x := &pipe{conn: conn, p: conn.PgConn().StartPipeline(ctx), qs: qs}
 	var eqb pgx.ExtendedQueryBuilder
+	held := 0 // bytes encoded and not sent yet
 	for i, q := range qs {
 		if err := eqb.Build(conn.TypeMap(), sds[i], q.Arguments); err != nil {
 			// What was sent runs in the transaction; the caller rolls it back (whatever
@@ -57,13 +64,22 @@ func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) (*pipe, error)
 		// reuses its slices for the next statement.
 		x.p.SendQueryStatement(sds[i], eqb.ParamValues, eqb.ParamFormats, slices.Clone(eqb.ResultFormats))
 		x.sent++
-		// Ask the server to send this statement's result as soon as it has it: in a
-		// pipeline it otherwise holds results back until the sync point, and the caller
-		// would wait for the statements after it.
-		x.p.SendFlushRequest()
-		if err := x.p.Flush(); err != nil {
-			x.done = true
-			return nil, errors.Join(err, x.p.Close())
+		for _, v := range eqb.ParamValues {
+			held += len(v)
+		}
+		flush := held >= flushBytes
+		if i+1 == earlyResults {
+			// In a pipeline the server holds results back until the sync point: ask
+			// for these now, or the caller would wait for the statements after them.
+			x.p.SendFlushRequest()
+			flush = true
+		}
+		if flush {
+			held = 0
+			if err := x.p.Flush(); err != nil {
+				x.done = true
+				return nil, errors.Join(err, x.p.Close())
+			}
 		}
 	}
 	if err := x.p.Sync(); err != nil {
@@ -136,7 +152,7 @@ func (x *pipe) finish() error {
 // sendPipelined runs b on conn like conn.SendBatch(ctx, b).Close(), sending each statement
 // as soon as it is encoded (see pipe).
 func sendPipelined(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
-	x, err := startPipe(ctx, conn, b)
+	x, err := startPipe(ctx, conn, b, 0)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,29 @@ func TestPipe(t *testing.T) {
 		usable(t, conn)
 	})
 
+	t.Run("StatementsLargerThanAFlushArriveWhole", func(t *testing.T) {
+		conn := acquire(t)
+		big := make([]string, 30000) // about 300 KB of parameters per statement
+		for i := range big {
+			big[i] = fmt.Sprintf("member%05d", i)
+		}
+		var sums []int64
+		b := &pgx.Batch{}
+		for range 3 {
+			b.Queue(`SELECT count(*), sum(length(x)) FROM unnest($1::text[]) x`, big).QueryRow(func(row pgx.Row) error {
+				var n, l int64
+				if err := row.Scan(&n, &l); err != nil {
+					return err
+				}
+				sums = append(sums, n, l)
+				return nil
+			})
+		}
+		require.NoError(t, sendPipelined(ctx, conn, b))
+		require.Equal(t, []int64{30000, 330000, 30000, 330000, 30000, 330000}, sums)
+		usable(t, conn)
+	})
+
 	t.Run("AFailedStatementStopsTheRestAndLeavesTheConnectionUsable", func(t *testing.T) {
 		conn := acquire(t)
 		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_t (n int)`)
@@ -110,7 +134,7 @@ func TestPipe(t *testing.T) {
 		b := &pgx.Batch{}
 		b.Queue(`SELECT 7`).QueryRow(func(row pgx.Row) error { return row.Scan(&first) })
 		b.Queue(`SELECT true`).QueryRow(func(row pgx.Row) error { return row.Scan(&second) })
-		x, err := startPipe(ctx, conn, b)
+		x, err := startPipe(ctx, conn, b, 1)
 		require.NoError(t, err)
 		require.NoError(t, x.next())
 		require.Equal(t, 7, first)

@@ -378,7 +378,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[string(id)] = true; return nil })
 			return err
 		})
-	lp, err := startPipe(ctx, conn.Conn(), b)
+	lp, err := startPipe(ctx, conn.Conn(), b, loads)
 	if err != nil {
 		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
 	}

@@ -18,7 +18,8 @@
 // an event older than the corp's last applied stream sequence as a duplicate, so applying
 // out of order would lose it. A Consumer therefore applies only when it holds every
 // outstanding message of its consumer (ConsumerInfo.NumAckPending equals the number it
-// holds): until then it keeps what it has, keeps fetching (redeliveries come first) and
+// holds, counting the last batch, committed, whose acks it sends only after this check):
+// until then it keeps what it has, keeps fetching (redeliveries come first) and
 // applies the whole held set sorted by stream sequence. While a batch is applied the
 // next is fetched; if any message of the applied batch had to be retried, what was
 // fetched behind it is given back (Nak) so the gate waits for the retried messages.
@@ -88,5 +89,8 @@
 // One function, decide, maps an item's outcome or the batch's error to how the message
 // is settled: applied, duplicate and ignored items are acked, poison items (already
 // dead-lettered by the mirror in the same transaction) are terminated with the reason,
-// and a transient batch error or a recovered panic naks the batch with a backoff.
+// and a transient batch error or a recovered panic naks the batch with a backoff. A
+// committed batch's settlements are sent once the ordering gate of the next batch has
+// been checked, while that batch applies; the last ack waits for the server's
+// confirmation, and the next check waits for it. A batch with naks is settled at once.
 package worker
