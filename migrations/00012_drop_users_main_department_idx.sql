@@ -3,10 +3,17 @@
 -- included), and nothing reads members by main_department alone. Every member insert,
 -- and every update that is not HOT, paid for it: measured with pg_stat_statements on
 -- BenchmarkApplyBatch, the member INSERT took 11% and the UPDATE 5% less time without it
--- (apply rate +7%). Dropping an index takes a brief exclusive lock; no rewrite.
+-- (apply rate +7%).
+--
+-- CONCURRENTLY, outside a transaction: a plain DROP INDEX queues for an exclusive lock
+-- on wecom.users behind any open transaction on it (a sync's merge, an export ingest)
+-- and blocks every apply and read of the table while it waits, and the previous
+-- release's workers keep running during an upgrade.
+
+-- +goose NO TRANSACTION
 
 -- +goose Up
-DROP INDEX IF EXISTS wecom.users_main_department_idx;
+DROP INDEX CONCURRENTLY IF EXISTS wecom.users_main_department_idx;
 
 -- +goose Down
-CREATE INDEX IF NOT EXISTS users_main_department_idx ON wecom.users (corp_id, main_department);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS users_main_department_idx ON wecom.users (corp_id, main_department);

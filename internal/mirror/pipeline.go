@@ -21,12 +21,15 @@ import (
 // results up to statement earlyResults as soon as it has them.
 //
 // Each statement is prepared on the connection once (pgx caches the description by SQL
-// text; the first use costs a round trip). The callbacks set with QueuedQuery.Query,
+// text; the first use costs a round trip). A connection configured for another query exec
+// mode (exec or simple protocol, as behind PgBouncer in transaction mode) gets a plain
+// conn.SendBatch instead, read the same way. The callbacks set with QueuedQuery.Query,
 // QueryRow or Exec run in order as next reads the results. A pipe must be finished
 // (finish) before the connection is used again.
 type pipe struct {
 	conn *pgx.Conn
 	p    *pgconn.Pipeline
+	br   pgx.BatchResults // instead of p, for the other query exec modes
 	qs   []*pgx.QueuedQuery
 	sent int   // statements sent
 	read int   // results read
@@ -42,6 +45,11 @@ const flushBytes = 64 << 10
 // results come with the sync point, as in one round trip).
 func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults int) (*pipe, error) {
 	qs := b.QueuedQueries
+	switch conn.Config().DefaultQueryExecMode {
+	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe:
+	default:
+		return &pipe{conn: conn, br: conn.SendBatch(ctx, b), qs: qs, sent: len(qs)}, nil
+	}
 	sds := make([]*pgconn.StatementDescription, len(qs))
 	for i, q := range qs {
 		sd, err := conn.Prepare(ctx, q.SQL, q.SQL)
@@ -78,13 +86,15 @@ func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults i
 			held = 0
 			if err := x.p.Flush(); err != nil {
 				x.done = true
-				return nil, errors.Join(err, x.p.Close())
+				_ = x.p.Close() // the connection is closed; Close reports the same error
+				return nil, err
 			}
 		}
 	}
 	if err := x.p.Sync(); err != nil {
 		x.done = true
-		return nil, errors.Join(x.err, err, x.p.Close())
+		_ = x.p.Close()
+		return nil, errors.Join(x.err, err)
 	}
 	return x, nil
 }
@@ -100,6 +110,14 @@ func (x *pipe) next() error {
 	}
 	i := x.read
 	x.read++
+	if x.br != nil {
+		if fn := x.qs[i].Fn; fn != nil {
+			x.err = fn(x.br)
+		} else {
+			_, x.err = x.br.Exec()
+		}
+		return x.err
+	}
 	res, err := x.p.GetResults()
 	if err != nil {
 		x.err = err
@@ -130,6 +148,12 @@ func (x *pipe) finish() error {
 	for x.err == nil && x.read < x.sent {
 		_ = x.next()
 	}
+	if x.br != nil {
+		if err := x.br.Close(); err != nil && x.err == nil {
+			x.err = err
+		}
+		return x.err
+	}
 	if x.err == nil {
 		res, err := x.p.GetResults()
 		switch {
@@ -145,6 +169,13 @@ func (x *pipe) finish() error {
 	// skipped the rest).
 	if err := x.p.Close(); err != nil && x.err == nil {
 		x.err = err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(x.err, &pgErr) && (pgErr.Code == "0A000" || pgErr.Code == "26000") {
+		// A prepared statement went stale (a schema change altered its result type) or
+		// is gone (DEALLOCATE, DISCARD): pgx's cache of them is per connection and this
+		// pipe does not drop entries, so retire the connection; the pool makes a new one.
+		_ = x.conn.Close(context.Background())
 	}
 	return x.err
 }

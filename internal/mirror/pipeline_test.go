@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
+
+	"github.com/wecomsync/wecomsync/internal/testutil/pgtest"
 )
 
 func TestPipe(t *testing.T) {
@@ -143,6 +145,47 @@ func TestPipe(t *testing.T) {
 		require.True(t, second)
 		require.NoError(t, x.finish(), "finish is idempotent")
 		usable(t, conn)
+	})
+
+	t.Run("AStaleStatementRetiresTheConnection", func(t *testing.T) {
+		conn := acquire(t)
+		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_s (n int)`)
+		require.NoError(t, err)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT * FROM pipe_s`)
+		require.NoError(t, sendPipelined(ctx, conn, b))
+		_, err = conn.Exec(ctx, `ALTER TABLE pipe_s ADD COLUMN m int`) // the result type changes
+		require.NoError(t, err)
+		b = &pgx.Batch{}
+		b.Queue(`SELECT * FROM pipe_s`)
+		var pgErr *pgconn.PgError
+		require.True(t, errors.As(sendPipelined(ctx, conn, b), &pgErr))
+		require.Equal(t, "0A000", pgErr.Code) // cached plan must not change result type
+		require.True(t, conn.IsClosed(), "the pool replaces the connection")
+	})
+
+	t.Run("OtherQueryExecModesUseAPlainBatch", func(t *testing.T) {
+		for _, mode := range []string{"exec", "simple_protocol"} {
+			cfg, err := pgx.ParseConfig(pgtest.URL(t))
+			require.NoError(t, err)
+			cfg.Database = bd.pool.Config().ConnConfig.Database
+			cfg.DefaultQueryExecMode, _ = map[string]pgx.QueryExecMode{"exec": pgx.QueryExecModeExec,
+				"simple_protocol": pgx.QueryExecModeSimpleProtocol}[mode]
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			require.NoError(t, err)
+			var n int64
+			b := &pgx.Batch{}
+			b.Queue(`SELECT $1::int8 * 2`, int64(21)).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
+			b.Queue(`SELECT 1`)
+			x, err := startPipe(ctx, conn, b, 1)
+			require.NoError(t, err)
+			require.Nil(t, x.p, mode)
+			require.NoError(t, x.next())
+			require.Equal(t, int64(42), n, mode)
+			require.NoError(t, x.finish())
+			usable(t, conn)
+			require.NoError(t, conn.Close(ctx))
+		}
 	})
 
 	t.Run("ACallbackErrorIsReturned", func(t *testing.T) {

@@ -152,8 +152,9 @@ func (s *Store) Sync(ctx context.Context, corpID string, src SyncSource) (SyncRe
 	return rep, nil
 }
 
-// WaitAnalyze waits for the statistics refreshes that syncs started in the background
-// (see Options.AnalyzeAfter). Call it once the syncs have returned, not while one runs.
+// WaitAnalyze waits for the statistics refreshes that syncs and applied batches started
+// in the background (see Options.AnalyzeAfter). Call it once they have returned, not
+// while a Sync or ApplyBatch runs.
 func (s *Store) WaitAnalyze() { s.bgWork.Wait() }
 
 // noteCreated counts members applied events created. Once Options.AnalyzeAfter of them
@@ -193,12 +194,15 @@ func (s *Store) analyze(ctx context.Context) {
 		wecom.tags, wecom.tag_users, wecom.tag_departments`, "after a sync")
 }
 
-// analyzeTables runs ANALYZE on tables (a fixed list, never input), within a minute.
+// analyzeTables runs ANALYZE on tables (a fixed list, never input), within a minute. It
+// skips a table another session holds (SKIP_LOCKED): waiting for it would cancel an
+// autovacuum of the table after deadlock_timeout, and that autovacuum refreshes the
+// statistics too.
 func (s *Store) analyzeTables(ctx context.Context, tables, why string) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	start := time.Now()
-	if _, err := s.pool.Exec(ctx, "ANALYZE "+tables); err != nil {
+	if _, err := s.pool.Exec(ctx, "ANALYZE (SKIP_LOCKED) "+tables); err != nil {
 		s.log.WarnContext(ctx, "refreshing mirror statistics "+why, slog.String("error", err.Error()))
 		return
 	}

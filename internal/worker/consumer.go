@@ -152,8 +152,8 @@ type settleSet struct {
 }
 
 // Run consumes until ctx ends, then stops fetching, finishes the batch in flight
-// (commit and settle, within Options.ShutdownGrace) and gives back any message it held
-// without applying. It returns nil on a clean stop; it does not return on transient
+// (commit within Options.ShutdownGrace, then settle, which waits at most settleTimeout
+// for the server) and gives back any message it held without applying. It returns nil on a clean stop; it does not return on transient
 // broker or database errors (it logs and retries them).
 //
 // While one batch is applied the next one is fetched and decoded (the consumer allows
@@ -333,7 +333,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		waitSettled()
 		ours := len(holding)
 		if unsettled != nil {
-			ours += len(unsettled.msgs)
+			for _, h := range unsettled.msgs {
+				if _, again := holding[h.seq]; !again { // a redelivery is held once
+					ours++
+				}
+			}
 		}
 		info, err := c.info(ctx)
 		lastInfo = now
@@ -590,22 +594,41 @@ func (c *Consumer) process(ctx context.Context, msgs []held) outcome {
 	return out
 }
 
-// settleAll settles a batch's messages in order; the last ack waits for the server's
-// confirmation, so every settlement before it has been processed when it returns. It is
-// bounded by its own deadline, not by ctx (a batch committed during shutdown is still
-// acked).
+// settleAll settles a batch's messages: terminations and naks first, then the acks, the
+// last of which waits for the server's confirmation, so that every settlement before it
+// has been processed when it returns (a batch of only poison or retried messages has no
+// ack to confirm with; the gate then at worst waits once more). It is bounded by its own
+// deadline, not by ctx (a batch committed during shutdown is still acked).
 func (c *Consumer) settleAll(ctx context.Context, set *settleSet) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	last := len(set.msgs) - 1
-	for i, h := range set.msgs {
-		d := set.decisions[i]
-		if err := settle(sctx, h.m, d, i == last && d.act == actAck); err != nil {
+	lastAck := -1
+	for i, d := range set.decisions {
+		if d.act == actAck {
+			lastAck = i
+		}
+	}
+	send := func(i int) {
+		h := set.msgs[i]
+		if err := settle(sctx, h.m, set.decisions[i], i == lastAck); err != nil {
 			// The server redelivers an unsettled message; the mirror then sees a duplicate.
 			c.log.WarnContext(ctx, "settling message", slog.Uint64("stream_seq", h.seq), slog.String("error", err.Error()))
 		}
 	}
+	for i, d := range set.decisions {
+		if d.act != actAck {
+			send(i)
+		}
+	}
+	for i, d := range set.decisions {
+		if d.act == actAck {
+			send(i)
+		}
+	}
 }
+
+// settleTimeout bounds settling one batch (the confirmed ack's round trip).
+const settleTimeout = 10 * time.Second
 
 // apply calls the Applier, turning a panic into an error so the batch is retried rather
 // than the process lost.
