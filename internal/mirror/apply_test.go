@@ -405,6 +405,30 @@ func TestApplyExactlyOnce(t *testing.T) {
 		require.Len(t, changesAfter(t, b.pool, seq), 1)
 	})
 
+	t.Run("ADuplicateFoundAfterTheWritesWentIsAppliedAgain", func(t *testing.T) {
+		t.Parallel()
+		s, b := setup(t)
+		m1 := msg(event.ChangeUpdateUser, `{"user_id":"zhangsan","alias":"a1"}`)
+		apply(t, s, b.items(msg(event.ChangeCreateUser, fullCreate), m1))
+		// Every statement the next batch writes with is known now, so its writes are
+		// sent before the event ids' result is read.
+		apply(t, s, b.items(msg(event.ChangeUpdateUser, `{"user_id":"zhangsan","alias":"a2"}`)))
+		seq := lastSeq(t, b.pool)
+		require.Zero(t, s.appliedAgain.Load())
+		// m1 again under a new stream sequence: applied before, which the writes sent
+		// early did not know (they set alias a1, then a3).
+		res := apply(t, s, b.items(m1, msg(event.ChangeUpdateUser, `{"user_id":"zhangsan","alias":"a3"}`)))
+		requireStatuses(t, res, Duplicate, Applied)
+		require.Equal(t, int64(1), s.appliedAgain.Load(), "the first attempt was rolled back")
+		ch := changesAfter(t, b.pool, seq)
+		require.Len(t, ch, 1)
+		require.Equal(t, "a2", ch[0].Before["alias"])
+		require.Equal(t, "a3", ch[0].After["alias"])
+		require.Equal(t, "a3", *dbUser(t, b.pool, "zhangsan").Alias)
+		// The batch applied once: a redelivery is a duplicate throughout.
+		requireStatuses(t, apply(t, s, b.items(m1)), Duplicate)
+	})
+
 	t.Run("OutOfOrderOldSequencesAreDuplicates", func(t *testing.T) {
 		t.Parallel()
 		s, b := setup(t)

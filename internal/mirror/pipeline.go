@@ -11,92 +11,150 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// pipe runs the statements of a pgx.Batch as one pipeline whose results are read one at a
-// time. Unlike conn.SendBatch, which encodes the whole batch before sending any of it, it
-// sends what it has encoded whenever that reaches flushBytes, so Postgres executes one
+// pipe runs the statements of pgx.Batches as one pipeline whose results are read one at
+// a time. Unlike conn.SendBatch, which encodes the whole batch before sending any of it,
+// it sends what it has encoded whenever that reaches flushBytes, so Postgres executes one
 // statement while the next is encoded (an apply batch's writes are tens of thousands of
 // array elements: encoding them first kept Postgres idle for about a tenth of the batch's
-// time); a small batch still goes in one write. And the caller may work on the results
-// read so far while Postgres runs the statements after them: the server sends the
-// results up to statement earlyResults as soon as it has them.
+// time); a small batch still goes in one write. The caller may work on the results read
+// so far while Postgres runs the statements after them (the server sends the results of
+// the first earlyResults statements as soon as it has each), and may send more
+// statements (send) before reading the results of earlier ones.
 //
 // Each statement is prepared on the connection once (pgx caches the description by SQL
-// text; the first use costs a round trip). A connection configured for another query exec
-// mode (exec or simple protocol, as behind PgBouncer in transaction mode) gets a plain
-// conn.SendBatch instead, read the same way. The callbacks set with QueuedQuery.Query,
-// QueryRow or Exec run in order as next reads the results. A pipe must be finished
-// (finish) before the connection is used again.
+// text; the first use costs a round trip), before the pipeline starts: send takes only
+// statements prepared then (ready). A connection configured for another query exec mode
+// (exec or simple protocol, as behind PgBouncer in transaction mode) gets a plain
+// conn.SendBatch instead, read the same way, and nothing more can be sent on it. The
+// callbacks set with QueuedQuery.Query, QueryRow or Exec run in order as next reads the
+// results. A pipe must be finished (finish) before the connection is used again.
 type pipe struct {
-	conn *pgx.Conn
-	p    *pgconn.Pipeline
-	br   pgx.BatchResults // instead of p, for the other query exec modes
-	qs   []*pgx.QueuedQuery
-	sent int   // statements sent
-	read int   // results read
-	err  error // the first error; no more callbacks run after it
-	done bool
+	conn  *pgx.Conn
+	p     *pgconn.Pipeline
+	br    pgx.BatchResults // instead of p, for the other query exec modes
+	stmts map[string]*pgconn.StatementDescription
+	qs    []*pgx.QueuedQuery
+	eqb   pgx.ExtendedQueryBuilder
+	sent  int   // statements sent
+	asked int   // statements whose results the server was asked to send now
+	read  int   // results read
+	err   error // the first error; no more callbacks run after it
+	done  bool
 }
 
 // flushBytes is how much encoded input a pipe holds back before sending it.
 const flushBytes = 64 << 10
 
-// startPipe sends b's statements on conn, followed by a sync point. The results of the
-// first earlyResults statements are sent by the server as soon as they are ready (0: all
-// results come with the sync point, as in one round trip).
-func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults int) (*pipe, error) {
-	qs := b.QueuedQueries
+// startPipe prepares b's statements and the statements also lists on conn, and sends b's
+// statements; if that fails, the pipe is finished and the error returned. The server sends the result of each of the first earlyResults statements
+// as soon as it is ready; the rest come when they are read (next) or at the sync point
+// (finish).
+func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults int, also ...string) (*pipe, error) {
 	switch conn.Config().DefaultQueryExecMode {
 	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe:
 	default:
-		return &pipe{conn: conn, br: conn.SendBatch(ctx, b), qs: qs, sent: len(qs)}, nil
+		return &pipe{conn: conn, br: conn.SendBatch(ctx, b), qs: b.QueuedQueries, sent: b.Len()}, nil
 	}
-	sds := make([]*pgconn.StatementDescription, len(qs))
-	for i, q := range qs {
-		sd, err := conn.Prepare(ctx, q.SQL, q.SQL)
-		if err != nil {
+	x := &pipe{conn: conn, stmts: make(map[string]*pgconn.StatementDescription, b.Len()+len(also))}
+	for i, q := range b.QueuedQueries {
+		if err := x.prepare(ctx, q.SQL); err != nil {
 			return nil, fmt.Errorf("preparing statement %d of the batch: %w", i+1, err)
 		}
-		sds[i] = sd
 	}
-	x := &pipe{conn: conn, p: conn.PgConn().StartPipeline(ctx), qs: qs}
-	var eqb pgx.ExtendedQueryBuilder
+	for _, sql := range also {
+		if err := x.prepare(ctx, sql); err != nil {
+			return nil, err
+		}
+	}
+	x.p = conn.PgConn().StartPipeline(ctx)
+	if err := x.sendQueued(b.QueuedQueries, earlyResults); err != nil {
+		_ = x.finish() // what was sent runs; the caller rolls back
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *pipe) prepare(ctx context.Context, sql string) error {
+	if x.stmts[sql] != nil {
+		return nil
+	}
+	sd, err := x.conn.Prepare(ctx, sql, sql)
+	if err != nil {
+		return err
+	}
+	x.stmts[sql] = sd
+	return nil
+}
+
+// ready reports whether send can take b: every statement of b was prepared when the pipe
+// started, and the pipe is a pipeline.
+func (x *pipe) ready(b *pgx.Batch) bool {
+	if x.p == nil || x.done {
+		return false
+	}
+	for _, q := range b.QueuedQueries {
+		if x.stmts[q.SQL] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// send sends b's statements after those sent before; their results come after theirs.
+// b must be ready. It returns the pipe's first error.
+func (x *pipe) send(b *pgx.Batch) error {
+	if !x.ready(b) {
+		return errors.New("pipeline: the statements were not prepared when it started")
+	}
+	return x.sendQueued(b.QueuedQueries, 0)
+}
+
+func (x *pipe) sendQueued(qs []*pgx.QueuedQuery, earlyResults int) error {
+	if x.err != nil {
+		return x.err
+	}
 	held := 0 // bytes encoded and not sent yet
 	for i, q := range qs {
-		if err := eqb.Build(conn.TypeMap(), sds[i], q.Arguments); err != nil {
+		if err := x.eqb.Build(x.conn.TypeMap(), x.stmts[q.SQL], q.Arguments); err != nil {
 			// What was sent runs in the transaction; the caller rolls it back (whatever
 			// COMMIT the batch held was not sent).
-			x.err = fmt.Errorf("encoding the arguments of statement %d of the batch: %w", i+1, err)
+			x.err = fmt.Errorf("encoding the arguments of statement %d of the batch: %w", len(x.qs)+1, err)
 			break
 		}
 		// The pipeline keeps the result formats until the result is read; the builder
 		// reuses its slices for the next statement.
-		x.p.SendQueryStatement(sds[i], eqb.ParamValues, eqb.ParamFormats, slices.Clone(eqb.ResultFormats))
+		x.p.SendQueryStatement(x.stmts[q.SQL], x.eqb.ParamValues, x.eqb.ParamFormats, slices.Clone(x.eqb.ResultFormats))
+		x.qs = append(x.qs, q)
 		x.sent++
-		for _, v := range eqb.ParamValues {
+		for _, v := range x.eqb.ParamValues {
 			held += len(v)
 		}
-		flush := held >= flushBytes
-		if i+1 == earlyResults {
+		flush := held >= flushBytes || i+1 == len(qs)
+		if i < earlyResults {
 			// In a pipeline the server holds results back until the sync point: ask
-			// for these now, or the caller would wait for the statements after them.
+			// for this one as soon as it is ready.
 			x.p.SendFlushRequest()
-			flush = true
+			x.asked = x.sent
+			flush = flush || i+1 == earlyResults
 		}
 		if flush {
 			held = 0
 			if err := x.p.Flush(); err != nil {
-				x.done = true
-				_ = x.p.Close() // the connection is closed; Close reports the same error
-				return nil, err
+				return x.broken(err)
 			}
 		}
 	}
-	if err := x.p.Sync(); err != nil {
-		x.done = true
-		_ = x.p.Close()
-		return nil, errors.Join(x.err, err)
+	return x.err
+}
+
+// broken ends a pipe whose connection failed (pgconn closed it).
+func (x *pipe) broken(err error) error {
+	x.done = true
+	_ = x.p.Close() // the connection is closed; Close reports the same error
+	if x.err == nil {
+		x.err = err
 	}
-	return x, nil
+	return x.err
 }
 
 // next reads the next statement's result and runs its callback. It returns the first
@@ -118,6 +176,14 @@ func (x *pipe) next() error {
 		}
 		return x.err
 	}
+	if x.asked <= i {
+		// Not asked for yet: without this the server would hold it until the sync point.
+		x.p.SendFlushRequest()
+		x.asked = x.sent
+		if err := x.p.Flush(); err != nil {
+			return x.broken(err)
+		}
+	}
 	res, err := x.p.GetResults()
 	if err != nil {
 		x.err = err
@@ -137,22 +203,29 @@ func (x *pipe) next() error {
 	return x.err
 }
 
-// finish reads the remaining results (running their callbacks until an error) and the
-// sync point, and ends the pipeline. It returns the pipe's first error; after a failed
+// finish sends the sync point, reads the remaining results (running their callbacks until
+// an error) and the sync point, and ends the pipeline. It returns the pipe's first error; after a failed
 // statement it still leaves the connection usable (for a ROLLBACK) where it can.
 func (x *pipe) finish() error {
 	if x.done {
 		return x.err
 	}
 	x.done = true
-	for x.err == nil && x.read < x.sent {
-		_ = x.next()
-	}
 	if x.br != nil {
+		for x.err == nil && x.read < x.sent {
+			_ = x.next()
+		}
 		if err := x.br.Close(); err != nil && x.err == nil {
 			x.err = err
 		}
 		return x.err
+	}
+	if err := x.p.Sync(); err != nil {
+		return x.broken(err)
+	}
+	x.asked = x.sent
+	for x.err == nil && x.read < x.sent {
+		_ = x.next()
 	}
 	if x.err == nil {
 		res, err := x.p.GetResults()
@@ -180,8 +253,8 @@ func (x *pipe) finish() error {
 	return x.err
 }
 
-// sendPipelined runs b on conn like conn.SendBatch(ctx, b).Close(), sending each statement
-// as soon as it is encoded (see pipe).
+// sendPipelined runs b on conn like conn.SendBatch(ctx, b).Close(), sending the statements
+// as they are encoded (see pipe).
 func sendPipelined(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
 	x, err := startPipe(ctx, conn, b, 0)
 	if err != nil {

@@ -147,6 +147,53 @@ func TestPipe(t *testing.T) {
 		usable(t, conn)
 	})
 
+	t.Run("MoreStatementsFollowBeforeTheEarlierResultsAreRead", func(t *testing.T) {
+		conn := acquire(t)
+		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_m (n int)`)
+		require.NoError(t, err)
+		var got []int64
+		scan := func(row pgx.Row) error {
+			var n int64
+			if err := row.Scan(&n); err != nil {
+				return err
+			}
+			got = append(got, n)
+			return nil
+		}
+		insert := `INSERT INTO pipe_m VALUES ($1::int)`
+		commit := "COMMIT"
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`SELECT 1::int8`).QueryRow(scan)
+		b.Queue(`SELECT count(*) FROM pipe_m`).QueryRow(scan) // never asked for early
+		x, err := startPipe(ctx, conn, b, 2, insert, commit)
+		require.NoError(t, err)
+		require.NoError(t, x.next())
+		require.NoError(t, x.next())
+		require.Equal(t, []int64{1}, got)
+
+		more := &pgx.Batch{}
+		more.Queue(insert, 5)
+		more.Queue(`SELECT 2::int8`).QueryRow(scan)
+		require.False(t, x.ready(more), "SELECT 2 was not prepared when the pipe started")
+		more = &pgx.Batch{}
+		more.Queue(insert, 5)
+		require.True(t, x.ready(more))
+		require.NoError(t, x.send(more))
+		// The count was sent before the insert: its result is asked for as it is read.
+		require.NoError(t, x.next())
+		require.Equal(t, []int64{1, 0}, got)
+		end := &pgx.Batch{}
+		end.Queue(commit)
+		require.NoError(t, x.send(end))
+		require.NoError(t, x.finish())
+		require.False(t, x.ready(end), "a finished pipe takes nothing more")
+		require.Error(t, x.send(end))
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT sum(n) FROM pipe_m`).Scan(&n))
+		require.Equal(t, 5, n, "the statements sent later ran in the same transaction, committed")
+	})
+
 	t.Run("AStaleStatementRetiresTheConnection", func(t *testing.T) {
 		conn := acquire(t)
 		_, err := conn.Exec(ctx, `CREATE TEMP TABLE pipe_s (n int)`)
@@ -180,6 +227,7 @@ func TestPipe(t *testing.T) {
 			x, err := startPipe(ctx, conn, b, 1)
 			require.NoError(t, err)
 			require.Nil(t, x.p, mode)
+			require.False(t, x.ready(b), "nothing more can be sent on a plain batch")
 			require.NoError(t, x.next())
 			require.Equal(t, int64(42), n, mode)
 			require.NoError(t, x.finish())

@@ -57,6 +57,44 @@ type Store struct {
 	growthMu   sync.Mutex
 	growthBusy bool
 	growthAt   time.Time
+	// The statements applied batches wrote with, prepared on a connection before an
+	// apply's pipeline starts so that its writes can follow the reads in it.
+	writeSQL stmtSet
+	// Batches applied again because writes sent early assumed a duplicate event new.
+	appliedAgain atomic.Int64
+}
+
+// stmtSet is a set of SQL texts, bounded (maxStmtSet) and kept in the order first seen.
+type stmtSet struct {
+	mu   sync.Mutex
+	list []string
+	seen map[string]bool
+}
+
+// maxStmtSet bounds a stmtSet: the apply path has a fixed set of a few dozen statements.
+const maxStmtSet = 128
+
+// all returns the set's texts; the caller must not modify the slice.
+func (s *stmtSet) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.list
+}
+
+// add adds the SQL texts of b's statements.
+func (s *stmtSet) add(b *pgx.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range b.QueuedQueries {
+		if s.seen[q.SQL] || len(s.list) >= maxStmtSet {
+			continue
+		}
+		if s.seen == nil {
+			s.seen = map[string]bool{}
+		}
+		s.seen[q.SQL] = true
+		s.list = append(s.list, q.SQL) // readers hold shorter slices: appending is safe
+	}
 }
 
 // Close cancels the background work Syncs started (see Options.AnalyzeAfter) and waits for

@@ -167,8 +167,14 @@ func (s *Store) ApplyBatch(ctx context.Context, corpID string, items []Item) ([]
 	start := time.Now()
 	preps := prepareAll(corpID, items)
 	var look *lookups
-	for attempt := 1; ; attempt++ {
-		out, err := s.applyOnce(ctx, corpID, items, preps, look, attempt == 1 && s.lookup != nil)
+	speculate := true
+	for {
+		out, err := s.applyOnce(ctx, corpID, items, preps, look, look == nil && s.lookup != nil, speculate)
+		if errors.Is(err, errApplyAgain) {
+			s.appliedAgain.Add(1)
+			speculate = false
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +290,7 @@ type applyOutcome struct {
 // mirror tables (ApplyBatch, Sync) takes pg_advisory_xact_lock(hashtextextended(key, 0)).
 func lockKey(corpID string) string { return "wecom.mirror:" + corpID }
 
-func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, preps []prepared, look *lookups, wantMore bool) (applyOutcome, error) {
+func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, preps []prepared, look *lookups, wantMore, speculate bool) (applyOutcome, error) {
 	var out applyOutcome
 	// BEGIN travels with the reads and COMMIT with the writes (two round trips per batch
 	// instead of four); a connection left in a transaction is rolled back here, or closed
@@ -378,22 +384,23 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			_, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[string(id)] = true; return nil })
 			return err
 		})
-	lp, err := startPipe(ctx, conn.Conn(), b, loads)
+	// The server sends each load's result, and the ids recorded, as soon as it has them.
+	lp, err := startPipe(ctx, conn.Conn(), b, loads+1, s.writeSQL.all()...)
 	if err != nil {
 		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
 	}
+	defer func() { _ = lp.finish() }() // before the ROLLBACK (deferred earlier)
 	for range loads {
 		if lp.next() != nil {
 			break
 		}
 	}
 	if err := lp.err; err != nil {
-		_ = lp.finish()
 		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
 	}
 	// While Postgres records the event ids, apply in memory as if every one were new (an
 	// event id applied before under another stream sequence is rare: a copy published
-	// again after JetStream's duplicate window); if some was not, apply again.
+	// again after JetStream's duplicate window).
 	assumed := make(map[string]bool, len(eventIDs))
 	for j, id := range eventIDs {
 		if eventSeqs[j] == 0 || eventSeqs[j] > lastSeq {
@@ -402,15 +409,33 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	}
 	a.start()
 	ap := a.applyItems(corpID, items, preps, lastSeq, maps.Clone(assumed))
-	if err := lp.finish(); err != nil {
+	// And send the writes that gives at once (unless lookups come first), so Postgres
+	// runs them right after recording the ids instead of waiting for this side to read
+	// those, then build and encode the writes. If some id was applied before after all,
+	// the transaction is rolled back and the batch applied again (ErrApplyAgain).
+	var w *pgx.Batch
+	created, early := 0, false
+	if speculate && (!wantMore || a.need.empty()) {
+		w, created = s.queueBatchWrites(corpID, a, &ap, items, preps)
+		if lp.ready(w) {
+			if err := lp.send(w); err != nil {
+				return out, fmt.Errorf("writing mirror changes of %s: %w", corpID, err)
+			}
+			early = true
+		}
+	}
+	if err := lp.next(); err != nil {
 		return out, fmt.Errorf("recording the event ids of %s: %w", corpID, err)
 	}
 	if !sameKeys(assumed, fresh) {
+		if early {
+			return out, errApplyAgain
+		}
 		a = a.restart()
 		ap = a.applyItems(corpID, items, preps, lastSeq, fresh)
+		w = nil
 	}
 	out.results, out.jobs = ap.results, ap.jobs
-	dead, maxSeq := ap.dead, ap.maxSeq
 	if wantMore && !a.need.empty() {
 		out.need = &a.need
 		return out, nil
@@ -420,17 +445,53 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	}
 
 	// Write.
+	if w == nil {
+		w, created = s.queueBatchWrites(corpID, a, &ap, items, preps)
+	}
+	commit := &pgx.Batch{}
+	commit.Queue("COMMIT")
+	if early {
+		err = lp.send(commit)
+		if ferr := lp.finish(); err == nil {
+			err = ferr
+		}
+	} else {
+		if err := lp.finish(); err != nil {
+			return out, fmt.Errorf("recording the event ids of %s: %w", corpID, err)
+		}
+		w.QueuedQueries = append(w.QueuedQueries, commit.QueuedQueries...)
+		err = sendPipelined(ctx, conn.Conn(), w)
+	}
+	if err != nil {
+		return applyOutcome{}, fmt.Errorf("writing mirror changes of %s: %w", corpID, err)
+	}
+	committed = true
+	s.writeSQL.add(w)
+	s.noteCreated(created)
+	out.changes = a.changes
+	return out, nil
+}
+
+// errApplyAgain is applyOnce's answer when the writes it sent assumed that events were
+// new which had been applied before: the transaction is rolled back, and ApplyBatch
+// applies the batch again without sending writes before it knows.
+var errApplyAgain = errors.New("mirror: apply the batch again")
+
+// queueBatchWrites returns the statements that write an applied batch (before COMMIT):
+// the mirror rows, the change log, job events, dead letters (whose ids go to ap's
+// results) and the lane position; and how many member rows it inserts.
+func (s *Store) queueBatchWrites(corpID string, a *applier, ap *applied, items []Item, preps []prepared) (*pgx.Batch, int) {
 	w := &pgx.Batch{}
 	created := queueWrites(w, a, corpID)
 	if len(a.changes) > 0 {
 		queueChanges(w, corpID, SourceCallback, a.changes)
 	}
-	for _, j := range out.jobs {
+	for _, j := range ap.jobs {
 		w.Queue(`INSERT INTO wecom.job_events (corp_id, event_id, job_id, job_type, err_code, err_msg, stream_seq, at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 			corpID, j.EventID, j.JobID, j.JobType, j.ErrCode, j.ErrMsg, int64(j.StreamSeq), j.At)
 	}
-	for _, i := range dead {
+	for _, i := range ap.dead {
 		it := items[i]
 		payload := it.Raw
 		if payload == nil && it.Msg != nil {
@@ -443,24 +504,17 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 		if subject == "" && it.Msg != nil {
 			subject = it.Msg.Subject()
 		}
-		r := &out.results[i]
+		r := &ap.results[i]
 		w.Queue(`INSERT INTO wecom.dead_letters (corp_id, stream_seq, event_id, subject, reason, payload)
 			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 			corpID, int64(it.StreamSeq), preps[i].eventID, subject, preps[i].poison, payload).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&r.DeadLetterID) })
 	}
-	if maxSeq > lastSeq {
+	if ap.maxSeq > ap.lastSeq {
 		w.Queue(`INSERT INTO wecom.lanes (corp_id, last_stream_seq) VALUES ($1, $2)
-			ON CONFLICT (corp_id) DO UPDATE SET last_stream_seq = excluded.last_stream_seq, updated_at = now()`, corpID, maxSeq)
+			ON CONFLICT (corp_id) DO UPDATE SET last_stream_seq = excluded.last_stream_seq, updated_at = now()`, corpID, ap.maxSeq)
 	}
-	w.Queue("COMMIT")
-	if err := sendPipelined(ctx, conn.Conn(), w); err != nil {
-		return applyOutcome{}, fmt.Errorf("writing mirror changes of %s: %w", corpID, err)
-	}
-	committed = true
-	s.noteCreated(created)
-	out.changes = a.changes
-	return out, nil
+	return w, created
 }
 
 const userColumns = `u.userid, u.name, u.alias, u.position, u.mobile, u.email, u.biz_mail, u.gender, u.status,
@@ -600,6 +654,7 @@ func rawArg(r *rawAcc) (*string, bool) {
 type applied struct {
 	results []Result
 	dead    []int // poison items, in order
+	lastSeq int64 // the lane position before the batch
 	maxSeq  int64 // the lane position after the batch
 	jobs    []JobEvent
 }
@@ -608,7 +663,7 @@ type applied struct {
 // before the batch; fresh holds the ids of the events to apply (the rest are duplicates),
 // and is consumed.
 func (a *applier) applyItems(corpID string, items []Item, preps []prepared, lastSeq int64, fresh map[string]bool) applied {
-	out := applied{results: make([]Result, len(items)), maxSeq: lastSeq}
+	out := applied{results: make([]Result, len(items)), lastSeq: lastSeq, maxSeq: lastSeq}
 	prevSeq := uint64(0)
 	for i, it := range items {
 		p := &preps[i]
