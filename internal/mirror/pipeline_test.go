@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wecomsync/wecomsync/internal/testutil/pgtest"
@@ -60,8 +61,20 @@ func TestPipe(t *testing.T) {
 			return nil
 		})
 		b.Queue(`SELECT 1`) // no callback
+		b.Queue(`SELECT $1::text IS NULL, $2::text IS NULL, $3::text, $4::text[]`, "", nil, "x", []string{""}).QueryRow(func(row pgx.Row) error {
+			var emptyNull, nilNull bool
+			var x string
+			var arr []string
+			require.NoError(t, row.Scan(&emptyNull, &nilNull, &x, &arr))
+			require.False(t, emptyNull, "an empty string is not NULL")
+			require.True(t, nilNull)
+			require.Equal(t, "x", x)
+			require.Equal(t, []string{""}, arr)
+			got = append(got, "values")
+			return nil
+		})
 		require.NoError(t, sendPipelined(ctx, conn, b))
-		require.Equal(t, []string{"row", "rows", "norow", "exec"}, got)
+		require.Equal(t, []string{"row", "rows", "norow", "exec", "values"}, got)
 		usable(t, conn)
 	})
 
@@ -245,4 +258,20 @@ func TestPipe(t *testing.T) {
 		require.ErrorIs(t, sendPipelined(ctx, conn, b), boom)
 		usable(t, conn)
 	})
+}
+
+func TestParamEncoderKeepsEmptyApartFromNull(t *testing.T) {
+	t.Parallel()
+	sd := &pgconn.StatementDescription{ParamOIDs: []uint32{pgtype.TextOID, pgtype.TextOID, pgtype.Int8OID}}
+	var e paramEncoder
+	e.buf = []byte(nil) // as a new buffer from encodeBufs is
+	require.NoError(t, e.build(pgtype.NewMap(), sd, []any{"", nil, int64(7)}))
+	require.NotNil(t, e.values[0], "the empty string")
+	require.Empty(t, e.values[0])
+	require.Nil(t, e.values[1], "NULL")
+	require.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0, 7}, e.values[2])
+	require.Equal(t, []int16{pgtype.TextFormatCode, pgtype.TextFormatCode, pgtype.BinaryFormatCode}, e.formats)
+	e.release()
+	require.ErrorContains(t, e.build(pgtype.NewMap(), sd, []any{"x"}), "1 arguments for 3 parameters")
+	e.release()
 }
