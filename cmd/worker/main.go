@@ -46,6 +46,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,6 +171,9 @@ func runWorker(ctx context.Context, getenv func(string) string, stdout, stderr i
 		return fmt.Errorf("configuration: %w", err)
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if prev, changed := worker.SetGCDefaults(getenv); changed {
+		defer debug.SetGCPercent(prev) // for callers in the same process (tests)
+	}
 	// One connection per lane applying at once, two for the relay (LISTEN and a publishing
 	// round), one for the status page and lookups' token store, one spare.
 	pool, err := openDB(ctx, cfg.DatabaseURL, db.MinConns(cfg.DatabaseURL, len(cfg.lanes())+4))

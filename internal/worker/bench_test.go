@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -123,6 +124,7 @@ func (l *benchLane) drain(b *testing.B, opts Options) time.Duration {
 // thousands most updates follow their creation within the batch; "steady" updates members
 // created 20,000 events before instead, every update changing a row of an earlier batch.
 func BenchmarkLaneThroughput(b *testing.B) {
+	gcAsWorkerRun(b)
 	// 200,000 events: about ten seconds of applying, so the lane's start (the first fetch,
 	// the first batch with nothing to overlap) weighs little in the sustained rate. The
 	// naive rate is steady after a few hundred transactions.
@@ -199,6 +201,7 @@ func benchEvents(b *testing.B, env string, def int) int {
 // writes an in-use heap profile at the end (before the servers stop). It takes minutes:
 // run it from `make bench` or by hand, with -benchtime=1x.
 func BenchmarkLaneMemory(b *testing.B) {
+	gcAsWorkerRun(b)
 	total := benchEvents(b, "WORKER_BENCH_MEMORY_EVENTS", 1_000_000)
 	for b.Loop() {
 		b.StopTimer()
@@ -314,4 +317,12 @@ func rss() uint64 {
 	}
 	pages, _ := strconv.ParseUint(f[1], 10, 64)
 	return pages * uint64(os.Getpagesize())
+}
+
+// gcAsWorkerRun sets the garbage collector's target as `worker run` does (SetGCDefaults:
+// GCPercent unless GOGC is set) for the benchmark, and restores it after.
+func gcAsWorkerRun(b *testing.B) {
+	if prev, changed := SetGCDefaults(os.Getenv); changed {
+		b.Cleanup(func() { debug.SetGCPercent(prev) })
+	}
 }
