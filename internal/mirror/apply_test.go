@@ -429,6 +429,19 @@ func TestApplyExactlyOnce(t *testing.T) {
 		requireStatuses(t, apply(t, s, b.items(m1)), Duplicate)
 	})
 
+	t.Run("ABatchOfDuplicatesIsTheFirstOfANewStore", func(t *testing.T) {
+		t.Parallel()
+		s, b := setup(t)
+		items := b.items(msg(event.ChangeCreateUser, fullCreate))
+		requireStatuses(t, apply(t, s, items), Applied)
+		// A restarted worker's first batch: redelivered, so nothing to write but COMMIT,
+		// and no statement this store has written with yet.
+		fresh := NewStore(b.pool, b.look, nil, Options{})
+		requireStatuses(t, apply(t, fresh, items), Duplicate)
+		requireStatuses(t, apply(t, fresh, b.items(msg(event.ChangeUpdateUser, `{"user_id":"zhangsan","alias":"z"}`))), Applied)
+		require.Equal(t, "z", *dbUser(t, b.pool, "zhangsan").Alias)
+	})
+
 	t.Run("OutOfOrderOldSequencesAreDuplicates", func(t *testing.T) {
 		t.Parallel()
 		s, b := setup(t)

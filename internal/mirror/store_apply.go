@@ -385,7 +385,9 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 			return err
 		})
 	// The server sends each load's result, and the ids recorded, as soon as it has them.
-	lp, err := startPipe(ctx, conn.Conn(), b, loads+1, s.writeSQL.all()...)
+	commit := &pgx.Batch{}
+	commit.Queue("COMMIT")
+	lp, err := startPipe(ctx, conn.Conn(), b, loads+1, append([]string{"COMMIT"}, s.writeSQL.all()...)...)
 	if err != nil {
 		return out, fmt.Errorf("loading mirror state of %s: %w", corpID, err)
 	}
@@ -412,7 +414,7 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	// And send the writes that gives at once (unless lookups come first), so Postgres
 	// runs them right after recording the ids instead of waiting for this side to read
 	// those, then build and encode the writes. If some id was applied before after all,
-	// the transaction is rolled back and the batch applied again (ErrApplyAgain).
+	// the transaction is rolled back and the batch applied again (errApplyAgain).
 	var w *pgx.Batch
 	created, early := 0, false
 	if speculate && (!wantMore || a.need.empty()) {
@@ -448,8 +450,6 @@ func (s *Store) applyOnce(ctx context.Context, corpID string, items []Item, prep
 	if w == nil {
 		w, created = s.queueBatchWrites(corpID, a, &ap, items, preps)
 	}
-	commit := &pgx.Batch{}
-	commit.Queue("COMMIT")
 	if early {
 		err = lp.send(commit)
 		if ferr := lp.finish(); err == nil {
