@@ -47,9 +47,9 @@ type pipe struct {
 const flushBytes = 64 << 10
 
 // startPipe prepares b's statements and the statements also lists on conn, and sends b's
-// statements; if that fails, the pipe is finished and the error returned. The server sends the result of each of the first earlyResults statements
-// as soon as it is ready; the rest come when they are read (next) or at the sync point
-// (finish).
+// statements; if that fails, the pipe is finished and the error returned. The server
+// sends the result of each of the first earlyResults statements as soon as it is ready;
+// the rest come when they are read (next) or at the sync point (finish).
 func startPipe(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, earlyResults int, also ...string) (*pipe, error) {
 	switch conn.Config().DefaultQueryExecMode {
 	case pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe:
@@ -205,8 +205,9 @@ func (x *pipe) next() error {
 }
 
 // finish sends the sync point, reads the remaining results (running their callbacks until
-// an error) and the sync point, and ends the pipeline. It returns the pipe's first error; after a failed
-// statement it still leaves the connection usable (for a ROLLBACK) where it can.
+// an error) and the sync point, and ends the pipeline. It returns the pipe's first error;
+// after a failed statement it still leaves the connection usable (for a ROLLBACK) where
+// it can.
 func (x *pipe) finish() error {
 	if x.done {
 		return x.err
@@ -348,7 +349,11 @@ func (e *paramEncoder) build(m *pgtype.Map, sd *pgconn.StatementDescription, arg
 		pos := len(e.buf)
 		buf, err := m.Encode(oid, format, arg, e.buf)
 		if err != nil {
-			format = pgtype.TextFormatCode + pgtype.BinaryFormatCode - format
+			if format == pgtype.TextFormatCode {
+				format = pgtype.BinaryFormatCode
+			} else {
+				format = pgtype.TextFormatCode
+			}
 			var err2 error
 			if buf, err2 = m.Encode(oid, format, arg, e.buf); err2 != nil {
 				return fmt.Errorf("failed to encode args[%d]: %w", i, err)
